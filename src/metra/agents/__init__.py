@@ -1,0 +1,15 @@
+"""Agent registry: algorithm name -> (config class, agent class).
+
+A new skill-discovery algorithm is one file in this package plus one line here.
+"""
+
+from __future__ import annotations
+
+from metra.agents.metra import MetraAgent, MetraConfig
+from metra.agents.sac import SACAgent, SACConfig
+
+SKILL_AGENTS: dict[str, tuple[type, type]] = {
+    "metra": (MetraConfig, MetraAgent),
+}
+
+__all__ = ["SKILL_AGENTS", "MetraAgent", "MetraConfig", "SACAgent", "SACConfig"]

@@ -1,0 +1,40 @@
+"""What every agent shares: K gradient steps in one jitted `lax.scan`, and batch types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct as struct
+import jax
+import jax.numpy as jnp
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class Agent(struct.PyTreeNode):
+    """Base of the agent contract: subclasses define `update_step(batch) -> (agent, metrics)`.
+
+    `update(batches)` takes batches stacked on a leading axis of K gradient steps and runs all
+    K inside one compiled call, which is where the speed of the official schedule comes from.
+    """
+
+    def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
+        raise NotImplementedError
+
+    @jax.jit
+    def update(self, batches: Batch) -> tuple[Any, Metrics]:
+        """K gradient steps on `batches` (every leaf shaped [K, batch, ...]); metrics are
+        averaged over the K steps."""
+
+        def body(agent: Agent, batch: Batch) -> tuple[Agent, Metrics]:
+            return agent.update_step(batch)
+
+        agent, metrics = jax.lax.scan(body, self, batches)
+        return agent, jax.tree.map(jnp.mean, metrics)
+
+
+def require_key(key: jax.Array | None, deterministic: bool) -> None:
+    """Shared argument check of every agent's `act`."""
+    if key is None and not deterministic:
+        raise ValueError("stochastic actions need a PRNG key: act(..., key=jax.random.key(0))")

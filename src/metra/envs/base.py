@@ -1,0 +1,72 @@
+"""The rollout seam: a batch of environments stepped together.
+
+Every backend (numpy, Gymnasium/MuJoCo, later MJX on a GPU) implements `BatchEnv`, so the
+trainer and the evaluation never know which simulator runs underneath.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static facts about an environment that agents, trainers and evaluation need."""
+
+    name: str
+    obs_dim: int
+    act_dim: int
+    episode_len: int
+    # Names of the coordinates that coverage counts, and where they sit in the observation.
+    coord_names: tuple[str, ...]
+    coord_index: tuple[int, ...]
+    # Goals for zero-shot goal reaching are drawn uniformly within +-goal_range of the start.
+    goal_range: float
+    # True when the episode only ends by the time limit (no terminal states).
+    never_terminates: bool = True
+
+
+@dataclass
+class StepResult:
+    """One synchronous step of every env in the batch."""
+
+    obs: np.ndarray  # [n, obs_dim] float32
+    reward: np.ndarray  # [n] float32
+    terminated: np.ndarray  # [n] bool: a true terminal state (no bootstrap)
+    coords: np.ndarray  # [n, len(coord_names)] float32, true simulator coordinates
+
+
+class BatchEnv(Protocol):
+    """A batch of `num_envs` copies of one env whose episodes start and end together."""
+
+    spec: EnvSpec
+    num_envs: int
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Start new episodes (env i seeded with seed + i; None: the seed given at make);
+        returns (obs [n, obs_dim], coords [n, k])."""
+        ...
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Apply actions [n, act_dim] in [-1, 1]."""
+        ...
+
+    def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """Observations equal to `obs` with their coverage coordinates replaced (goal states)."""
+        ...
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """An RGB frame [H, W, 3] uint8 of env `index`, for videos."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def replace_coords(spec: EnvSpec, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Shared `set_coords` for envs whose coordinates are observation entries."""
+    out = np.array(obs, dtype=np.float32, copy=True)
+    out[..., list(spec.coord_index)] = coords
+    return out

@@ -1,0 +1,72 @@
+"""A 2-D point mass in a walled square room, vectorized in numpy.
+
+Thousands of steps per millisecond, so a skill agent visibly raises its coverage within a
+CPU minute: the env for tests and the demo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metra.envs.base import EnvSpec, StepResult, replace_coords
+
+ROOM = 10.0  # the room is [-ROOM, ROOM]^2, i.e. 20 x 20 = 400 coverage bins
+SPEED = 0.5  # largest displacement per step along each axis
+EPISODE_LEN = 100
+
+SPEC = EnvSpec(
+    name="point",
+    obs_dim=2,
+    act_dim=2,
+    episode_len=EPISODE_LEN,
+    coord_names=("x", "y"),
+    coord_index=(0, 1),
+    goal_range=ROOM,  # goals anywhere in the room
+)
+
+
+class PointEnv:
+    """Observation = position (x, y); action = velocity in [-1, 1]^2 scaled by SPEED."""
+
+    spec = SPEC
+
+    def __init__(self, num_envs: int = 1, seed: int = 0) -> None:
+        self.num_envs = num_envs
+        self.seed = seed
+        self._pos = np.zeros((num_envs, 2), np.float32)
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        # A small jitter around the centre, so starts are not all identical.
+        self._pos = rng.uniform(-0.1, 0.1, (self.num_envs, 2)).astype(np.float32)
+        return self._pos.copy(), self._pos.copy()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
+        self._pos = np.clip(self._pos + SPEED * actions, -ROOM, ROOM).astype(np.float32)
+        return StepResult(
+            obs=self._pos.copy(),
+            reward=np.zeros(self.num_envs, np.float32),
+            terminated=np.zeros(self.num_envs, bool),
+            coords=self._pos.copy(),
+        )
+
+    def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        return replace_coords(self.spec, obs, coords)
+
+    def render(self, index: int = 0, size: int = 128) -> np.ndarray:
+        """The room seen from above, the point as a red square."""
+        frame = np.full((size, size, 3), 235, np.uint8)
+        x, y = self._pos[index]
+        col = int((x + ROOM) / (2 * ROOM) * (size - 1))
+        row = int((ROOM - y) / (2 * ROOM) * (size - 1))
+        frame[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3] = (220, 30, 30)
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def make(spec: EnvSpec, num_envs: int, seed: int) -> PointEnv:
+    """Registry hook."""
+    return PointEnv(num_envs, seed)

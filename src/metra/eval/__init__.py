@@ -1,0 +1,1 @@
+"""Evaluation: coverage, zero-shot goal reaching, plots and video of a trained run."""

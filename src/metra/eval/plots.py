@@ -1,0 +1,96 @@
+"""Pictures a person would rather look at than read: skills in x-y and in phi space, and the
+coverage curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metra.envs import EnvSpec  # noqa: E402
+from metra.rollout import Trajectories  # noqa: E402
+
+
+def skill_colors(latents: np.ndarray) -> np.ndarray:
+    """One RGBA color per skill: hue = angle for 2-D continuous skills, else by index."""
+    n, d = latents.shape
+    if d == 2 and not np.allclose(latents.sum(-1), 1.0):
+        hue = (np.arctan2(latents[:, 1], latents[:, 0]) / (2 * np.pi)) % 1.0
+        return plt.get_cmap("hsv")(hue)
+    return plt.get_cmap("hsv")(np.arange(n) / max(n, 1))
+
+
+def _draw(ax: Any, points: np.ndarray, colors: np.ndarray, labels: tuple[str, str]) -> None:
+    """points [T, n, 2]: one line per skill, a dot at its end."""
+    for i in range(points.shape[1]):
+        ax.plot(points[:, i, 0], points[:, i, 1], color=colors[i], lw=1.2, alpha=0.9)
+        ax.scatter(points[-1, i, 0], points[-1, i, 1], color=colors[i], s=10)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.grid(alpha=0.3)
+
+
+def _two_d(values: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, str]]:
+    """[T, n, k] -> [T, n, 2]: 1-D against time, 2-D as is, more by PCA."""
+    t, n, k = values.shape
+    if k == 1:
+        time = np.broadcast_to(np.arange(t)[:, None, None], (t, n, 1))
+        return np.concatenate([values, time], -1), (names[0], "time step")
+    if k == 2:
+        return values, (names[0], names[1])
+    flat = values.reshape(-1, k) - values.reshape(-1, k).mean(0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    return (flat @ vt[:2].T).reshape(t, n, 2), ("PC 1", "PC 2")
+
+
+def plot_skills(traj: Trajectories, agent: Any, spec: EnvSpec, out_dir: Path) -> list[Path]:
+    """skills_xy.png (coverage coordinates) and skills_phi.png (the learned latent space)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colors = skill_colors(traj.latents[0])
+    phi = np.asarray(agent.phi(traj.obs))
+    d = phi.shape[-1]
+    paths = []
+    for name, values, names in (
+        ("skills_xy", traj.coords, spec.coord_names),
+        ("skills_phi", phi, tuple(f"phi {i + 1}" for i in range(d))),
+    ):
+        points, labels = _two_d(values, names)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        _draw(ax, points, colors, labels)
+        if name == "skills_xy" and len(spec.coord_names) == 2:
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"{spec.name}: {traj.latents.shape[1]} skills, {name.split('_')[1]}")
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_coverage_curve(run_dir: Path) -> Path | None:
+    """plots/coverage.png from progress.csv (None before the first evaluation)."""
+    from metra.train.logging import read_progress
+
+    rows = [r for r in read_progress(run_dir) if r.get("coverage")]
+    if not rows:
+        return None
+    steps = np.array([float(r["env_steps"]) for r in rows])
+    cov = np.array([float(r["coverage"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, cov, marker="o")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("coverage (1x1 bins)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(run_dir) / "plots" / "coverage.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

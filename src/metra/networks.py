@@ -1,0 +1,71 @@
+"""Networks shared by every agent: MLP, tanh-Gaussian policy, twin critics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class MLP(nn.Module):
+    """ReLU MLP with a linear output layer."""
+
+    hidden: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.out_dim)(x)
+
+
+class TanhGaussianPolicy(nn.Module):
+    """pi(a | s): a Gaussian squashed by tanh into [-1, 1]^act_dim."""
+
+    hidden: Sequence[int]
+    act_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Returns the pre-tanh mean and log-std."""
+        out = MLP(self.hidden, 2 * self.act_dim)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def sample_tanh_gaussian(
+    mean: jax.Array, log_std: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """A reparameterized action and its log-probability under the squashed Gaussian."""
+    std = jnp.exp(log_std)
+    noise = jax.random.normal(key, mean.shape)
+    pre = mean + std * noise
+    action = jnp.tanh(pre)
+    log_prob = -0.5 * (noise**2 + 2 * log_std + jnp.log(2 * jnp.pi))
+    # log |d tanh(u) / du| = 2 (log 2 - u - softplus(-2u)), the stable form.
+    log_prob -= 2 * (jnp.log(2.0) - pre - jax.nn.softplus(-2 * pre))
+    return action, log_prob.sum(-1)
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q(s, a) heads; returns shape [2, batch]."""
+
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], -1)
+        heads = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=2,
+        )(self.hidden, 1)
+        return heads(x)[..., 0]

@@ -1,0 +1,160 @@
+"""Named, documented run configurations, and `key=value` overrides on top of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from metra.agents import SKILL_AGENTS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The online skill-discovery schedule; defaults are the official METRA state-based ones."""
+
+    env: str = "ant"
+    algo: str = "metra"
+    seed: int = 0
+    total_steps: int = 1_000_000  # env steps
+    num_envs: int = 8  # trajectories per epoch, one fixed skill each, stepped as one batch
+    grad_steps: int = 50  # gradient steps per epoch, all in one jitted call
+    batch_size: int = 256
+    replay_size: int = 1_000_000
+    # Updates start once the replay holds this many transitions. These first transitions
+    # are taken with uniformly random actions and fix the observation normalizer's mean and
+    # std (the official presets hard-code such statistics; we measure them per env and seed).
+    min_replay: int = 10_000
+    # Bootstrap through the last transition of a time-limited episode: the time limit is not
+    # part of the state, so cutting the return there biases Q (Pardo et al., 2018). False
+    # treats the last step as terminal.
+    bootstrap_time_limit: bool = True
+    eval_every: int = 50_000  # env steps between coverage evaluations during training
+    eval_skills: int = 48  # skills per evaluation (every skill when discrete)
+    checkpoint_every: int = 50_000  # env steps between checkpoints (also at the end, on Ctrl-C)
+    log_every: int = 8_000  # env steps between rows of progress.csv
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; written as config.json in the run folder."""
+
+    preset: str
+    train: TrainConfig
+    agent: Any = field(default=None)  # the algorithm's config dataclass
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        train = _build(TrainConfig, data["train"])
+        agent_cls = _algo(train.algo)[0]
+        return cls(preset=data["preset"], train=train, agent=_build(agent_cls, data["agent"]))
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    """A dataclass from JSON values, turning lists back into the tuples the defaults use."""
+    defaults = cls()
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            value = values[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(getattr(defaults, f.name), tuple) else value
+    return cls(**kwargs)
+
+
+def _algo(name: str) -> tuple[type, type]:
+    if name not in SKILL_AGENTS:
+        raise ValueError(f"unknown algo {name!r}; known: {', '.join(SKILL_AGENTS)}")
+    return SKILL_AGENTS[name]
+
+
+PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    # name: (description, train fields, agent fields)
+    "ant": (
+        "Ant-v5 from states, 2-D continuous skills (official METRA settings)",
+        dict(env="ant"),
+        dict(latent_dim=2, discrete=False),
+    ),
+    "half_cheetah": (
+        "HalfCheetah-v5 from states, 16 discrete skills (official METRA settings)",
+        dict(env="half_cheetah"),
+        dict(latent_dim=16, discrete=True),
+    ),
+    "point": (
+        "2-D point mass in a 20x20 room: the fast demo and test preset (about a CPU minute)",
+        dict(
+            env="point",
+            total_steps=64_000,
+            replay_size=100_000,
+            min_replay=4_000,
+            eval_every=16_000,
+            checkpoint_every=16_000,
+            log_every=3_200,
+        ),
+        # Smaller nets and a larger step size than Ant: the point needs far less capacity.
+        dict(latent_dim=2, discrete=False, hidden=(256, 256), lr=3e-4),
+    ),
+}
+DEFAULT_PRESET = "point"
+
+
+def preset_config(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    _, train_fields, agent_fields = PRESETS[name]
+    train = TrainConfig(**train_fields)
+    agent_cls = _algo(train.algo)[0]
+    return RunConfig(preset=name, train=train, agent=agent_cls(**agent_fields))
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            return tuple(int(v) for v in text.split(",") if v)
+        if isinstance(current, int):
+            return int(float(text)) if "e" in text.lower() else int(text)
+        if isinstance(current, float):
+            return float(text)
+    except ValueError:
+        raise ValueError(
+            f"bad value {text!r} for {key} (expected like {current!r})"
+        ) from None
+    return text
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `key=value` strings; keys are field names of the train or agent config, or
+    dotted (`train.grad_steps=10`, `agent.hidden=256,256`)."""
+    train, agent = config.train, config.agent
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, text = item.split("=", 1)
+        section, _, name = key.rpartition(".")
+        targets = {"train": train, "agent": agent}
+        if section:
+            if section not in targets:
+                raise ValueError(f"unknown section {section!r} in {key!r}; use train. or agent.")
+            targets = {section: targets[section]}
+        found = [s for s, obj in targets.items() if name in {f.name for f in dataclasses.fields(obj)}]
+        if not found:
+            valid = sorted(
+                f"{s}.{f.name}" for s, obj in targets.items() for f in dataclasses.fields(obj)
+            )
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid)}")
+        if len(found) > 1:
+            raise ValueError(f"{key!r} is ambiguous; write {' or '.join(s + '.' + name for s in found)}")
+        if found[0] == "train":
+            train = dataclasses.replace(train, **{name: _parse_value(text, getattr(train, name), key)})
+        else:
+            agent = dataclasses.replace(agent, **{name: _parse_value(text, getattr(agent, name), key)})
+    if train.algo != config.train.algo:
+        agent_cls = _algo(train.algo)[0]
+        agent = _build(agent_cls, dataclasses.asdict(agent))
+    return dataclasses.replace(config, train=train, agent=agent)

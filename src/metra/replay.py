@@ -1,0 +1,58 @@
+"""A numpy ring buffer of transitions on the host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class ReplayBuffer:
+    """Fixed-capacity FIFO of transitions stored field by field; the oldest are overwritten."""
+
+    def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.data = {k: np.zeros((capacity, *shape), dtype) for k, (shape, dtype) in fields.items()}
+        self.ptr = 0  # next row to write
+        self.size = 0  # rows holding data
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        """Append n transitions (every field shaped [n, ...]), wrapping around at capacity."""
+        if set(batch) != set(self.data):
+            raise ValueError(f"replay fields {sorted(self.data)} != given {sorted(batch)}")
+        n = len(next(iter(batch.values())))
+        if n > self.capacity:
+            raise ValueError(f"cannot add {n} transitions to a buffer of {self.capacity}")
+        rows = (self.ptr + np.arange(n)) % self.capacity
+        for key, value in batch.items():
+            self.data[key][rows] = value
+        self.ptr = int((self.ptr + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, rng: np.random.Generator, *shape: int) -> dict[str, np.ndarray]:
+        """Uniformly sampled transitions, every field shaped [*shape, ...]."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx = rng.integers(0, self.size, size=shape)
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def save(self, path: Path) -> None:
+        """Write the filled rows and the write position (atomically, via a temporary file)."""
+        tmp = path.with_suffix(".tmp.npz")
+        arrays = {k: v[: self.size] for k, v in self.data.items()}
+        np.savez(tmp, ptr=self.ptr, size=self.size, **arrays)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        with np.load(path) as f:
+            size = int(f["size"])
+            if size > self.capacity:
+                raise ValueError(f"{path} holds {size} transitions > capacity {self.capacity}")
+            for key, value in self.data.items():
+                value[:size] = f[key]
+            self.ptr, self.size = int(f["ptr"]), size

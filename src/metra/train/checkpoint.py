@@ -1,0 +1,77 @@
+"""Checkpoints: agent (params, optimizer states, RNG, normalizer), replay and counters.
+
+`state.json` is written last and atomically, and names the agent and replay files it goes
+with, so a crash while saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+
+from metra.replay import ReplayBuffer
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    epoch: int = 0
+    updates: int = 0
+    elapsed_s: float = 0.0  # wall-clock seconds of training, summed over resumes
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(
+    run_dir: Path, agent: Any, counters: Counters, replay: ReplayBuffer | None
+) -> None:
+    ckpt = checkpoint_dir(run_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tag = f"{counters.env_steps:012d}"
+    agent_file = f"agent-{tag}.msgpack"
+    tmp = ckpt / (agent_file + ".tmp")
+    tmp.write_bytes(flax.serialization.to_bytes(agent))
+    tmp.replace(ckpt / agent_file)
+    state: dict[str, Any] = {"counters": asdict(counters), "agent": agent_file, "replay": None}
+    if replay is not None:
+        state["replay"] = f"replay-{tag}.npz"
+        replay.save(ckpt / state["replay"])
+    tmp_state = ckpt / "state.json.tmp"
+    tmp_state.write_text(json.dumps(state, indent=1))
+    tmp_state.replace(ckpt / "state.json")
+    keep = {agent_file, state["replay"], "state.json"}
+    for old in ckpt.iterdir():
+        if old.name not in keep and old.name.startswith(("agent-", "replay-")):
+            old.unlink()
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (checkpoint_dir(run_dir) / "state.json").exists()
+
+
+def load_checkpoint(
+    run_dir: Path, template: Any, replay: ReplayBuffer | None = None
+) -> tuple[Any, Counters]:
+    """Restore into `template` (a freshly created agent of the same config)."""
+    ckpt = checkpoint_dir(run_dir)
+    if not has_checkpoint(run_dir):
+        raise FileNotFoundError(
+            f"no checkpoint in {ckpt}: train first (metra train ...) or check the run folder"
+        )
+    state = json.loads((ckpt / "state.json").read_text())
+    try:
+        agent = flax.serialization.from_bytes(template, (ckpt / state["agent"]).read_bytes())
+    except Exception as err:  # msgpack and flax raise many kinds on a damaged file
+        raise ValueError(
+            f"checkpoint {ckpt / state['agent']} is unreadable or does not match the run's "
+            f"config ({err}); retrain, or resume from a copy of the run"
+        ) from err
+    if replay is not None and state["replay"] is not None:
+        replay.load(ckpt / state["replay"])
+    return agent, Counters(**state["counters"])

@@ -1,0 +1,61 @@
+"""Run logs: progress.csv (always) and TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from tensorboardX import SummaryWriter
+
+
+class RunLogger:
+    """Appends one row per log step to progress.csv (column `env_steps` first) and mirrors
+    every number to TensorBoard. A new key widens the CSV; rows keep empty cells."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+        self.path = run_dir / "progress.csv"
+        self.rows: list[dict[str, Any]] = []
+        if resume_step is not None and self.path.exists():
+            # Rows written after the checkpoint would be repeated by the resumed run: drop them.
+            with self.path.open(newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["env_steps"]) <= resume_step]
+        self.columns = ["env_steps", *(k for k in (self.rows[0] if self.rows else {}) if k != "env_steps")]
+        self._rewrite()
+        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
+
+    def log(self, env_steps: int, values: dict[str, float]) -> None:
+        row = {"env_steps": env_steps, **{k: float(v) for k, v in values.items()}}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.columns]
+        if new:
+            self.columns += new
+            self._rewrite()
+        else:
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, self.columns, restval="").writerow(row)
+        for key, value in row.items():
+            if key != "env_steps" and math.isfinite(float(value)):
+                self.tb.add_scalar(key, float(value), env_steps)
+        self.tb.flush()
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def read_progress(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's progress.csv as strings ('' where a column has no value)."""
+    path = Path(run_dir) / "progress.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a metra run folder?")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

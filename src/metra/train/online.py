@@ -1,0 +1,215 @@
+"""The online skill-discovery loop: rollout a batch of skills, store, K jitted updates, log.
+
+Per epoch: `num_envs` trajectories of one episode, each with one fixed skill from the prior,
+stepped as one batch; then `grad_steps` gradient steps of `batch_size` in one compiled call.
+Every random draw is derived from (seed, epoch), so a resumed run continues exactly where an
+uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
+from metra.eval.plots import plot_coverage_curve, plot_skills
+from metra.eval.skills import (
+    coverage_of,
+    evaluation_latents,
+    random_policy,
+    skill_policy,
+    skill_rollouts,
+)
+from metra.presets import RunConfig, _algo
+from metra.replay import ReplayBuffer
+from metra.rollout import rollout
+from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.train.logging import RunLogger
+
+CONFIG_FILE = "config.json"
+
+
+def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
+    """A fresh agent of the run's algorithm (also the template checkpoints restore into)."""
+    agent_cls = _algo(config.train.algo)[1]
+    return agent_cls.create(config.agent, spec.obs_dim, spec.act_dim, config.train.seed)
+
+
+def read_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a metra run folder")
+    return RunConfig.from_dict(json.loads(path.read_text()))
+
+
+def _replay_fields(spec: EnvSpec, latent_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    f32 = np.float32
+    return {
+        "obs": ((spec.obs_dim,), f32),
+        "next_obs": ((spec.obs_dim,), f32),
+        "action": ((spec.act_dim,), f32),
+        "latent": ((latent_dim,), f32),
+        "reward": ((), f32),
+        "mask": ((), f32),
+    }
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[list[bool]]:
+    """The first Ctrl-C asks the loop to stop at the end of the epoch (and checkpoint); a
+    second one interrupts at once."""
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+        signal.signal(signal.SIGINT, previous)
+        print("\nstopping after this epoch and writing a checkpoint (Ctrl-C again to abort)")
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+        previous = None
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return after // every > before // every
+
+
+class SkillTrainer:
+    """Owns the env, replay, agent and logs of one run folder."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, resume: bool, progress: bool = True):
+        self.config, self.cfg = config, config.train
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.spec = env_spec(self.cfg.env)
+        self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
+        self.replay = ReplayBuffer(
+            self.cfg.replay_size, _replay_fields(self.spec, config.agent.latent_dim)
+        )
+        self.agent = create_agent(config, self.spec)
+        self.counters = Counters()
+        if resume and has_checkpoint(self.run_dir):
+            self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        self._eval_env: BatchEnv | None = None
+        self._base_key = jax.random.PRNGKey(self.cfg.seed)
+
+    # ---- one epoch ------------------------------------------------------------------
+    def _epoch_seed(self) -> int:
+        return int(np.random.SeedSequence([self.cfg.seed, self.counters.epoch]).generate_state(1)[0])
+
+    def _collect(self, key: jax.Array) -> None:
+        k_latent, k_act = jax.random.split(key)
+        n = self.cfg.num_envs
+        latents = np.asarray(self.agent.sample_latents(k_latent, n))
+        if self.counters.env_steps < self.cfg.min_replay:
+            policy = random_policy(self.spec.act_dim, latents, self._epoch_seed())
+        else:
+            policy = skill_policy(self.agent, latents, deterministic=False, key=k_act)
+        trajectories = rollout(self.env, policy, self._epoch_seed())
+        self.replay.add(trajectories.transitions(self.cfg.bootstrap_time_limit))
+        before = self.counters.env_steps
+        self.counters.env_steps += trajectories.actions.shape[0] * n
+        if before < self.cfg.min_replay <= self.counters.env_steps:
+            self._fix_normalizer()
+
+    def _fix_normalizer(self) -> None:
+        """Freeze obs mean/std measured on the random-action warm-up transitions."""
+        obs = self.replay.data["obs"][: len(self.replay)]
+        std = np.maximum(obs.std(0), 1e-3)
+        self.agent = self.agent.replace(obs_mean=obs.mean(0), obs_std=std)
+
+    def _update(self) -> dict[str, float]:
+        rng = np.random.default_rng([self.cfg.seed, self.counters.epoch, 1])
+        batches = self.replay.sample(rng, self.cfg.grad_steps, self.cfg.batch_size)
+        self.agent, metrics = self.agent.update(batches)
+        self.counters.updates += self.cfg.grad_steps
+        metrics = {k: float(v) for k, v in metrics.items()}
+        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite {', '.join(bad)} at env step {self.counters.env_steps}; "
+                f"resume from the last checkpoint with a smaller lr (agent.lr=...)"
+            )
+        return metrics
+
+    # ---- evaluation during training -------------------------------------------------
+    def evaluate(self) -> int:
+        """Coverage of deterministic skills; writes the skill plots."""
+        latents = evaluation_latents(self.agent, self.cfg.eval_skills, self._base_key)
+        if self._eval_env is None or self._eval_env.num_envs != len(latents):
+            self._eval_env = make_env(self.cfg.env, self.cfg.seed + 10_000, len(latents))
+        trajectories = skill_rollouts(self.agent, self._eval_env, latents, self.cfg.seed + 10_000)
+        plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
+        return coverage_of(trajectories)
+
+    # ---- the loop -------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg, c = self.cfg, self.counters
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=min(c.env_steps, cfg.total_steps),
+            unit="step",
+            unit_scale=True,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        start, start_updates, start_steps = time.time(), c.updates, c.env_steps
+        last_saved = c.env_steps
+        try:
+            with _stop_on_interrupt() as stop:
+                while c.env_steps < cfg.total_steps and not stop[0]:
+                    before = c.env_steps
+                    key = jax.random.fold_in(self._base_key, c.epoch)
+                    self._collect(key)
+                    metrics = self._update() if len(self.replay) >= cfg.min_replay else {}
+                    c.epoch += 1
+                    elapsed = time.time() - start
+                    row: dict[str, float] = {}
+                    if _crossed(before, c.env_steps, cfg.log_every) and metrics:
+                        row.update(metrics)
+                    if _crossed(before, c.env_steps, cfg.eval_every) or c.env_steps >= cfg.total_steps:
+                        row["coverage"] = self.evaluate()
+                    if row:
+                        row["updates"] = c.updates
+                        row["time_s"] = c.elapsed_s + elapsed
+                        row["env_steps_per_s"] = (c.env_steps - start_steps) / elapsed
+                        row["updates_per_s"] = (c.updates - start_updates) / elapsed
+                        self.logger.log(c.env_steps, row)
+                    if _crossed(before, c.env_steps, cfg.checkpoint_every):
+                        self._save(time.time() - start)
+                        last_saved = c.env_steps
+                    bar.update(c.env_steps - before)
+                    post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.0f}"}
+                    if "coverage" in row:
+                        post["coverage"] = int(row["coverage"])
+                    bar.set_postfix(post, refresh=False)
+            if c.env_steps != last_saved:
+                self._save(time.time() - start)
+            plot_coverage_curve(self.run_dir)
+        finally:
+            bar.close()
+            self.logger.close()
+        return self.run_dir
+
+    def _save(self, elapsed: float) -> None:
+        counters = Counters(**{**vars(self.counters), "elapsed_s": self.counters.elapsed_s + elapsed})
+        save_checkpoint(self.run_dir, self.agent, counters, self.replay)
