@@ -122,9 +122,7 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
         if isinstance(current, float):
             return float(text)
     except ValueError:
-        raise ValueError(
-            f"bad value {text!r} for {key} (expected like {current!r})"
-        ) from None
+        raise ValueError(f"bad value {text!r} for {key} (expected like {current!r})") from None
     return text
 
 
@@ -142,18 +140,26 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
             if section not in targets:
                 raise ValueError(f"unknown section {section!r} in {key!r}; use train. or agent.")
             targets = {section: targets[section]}
-        found = [s for s, obj in targets.items() if name in {f.name for f in dataclasses.fields(obj)}]
+        found = [
+            s for s, obj in targets.items() if name in {f.name for f in dataclasses.fields(obj)}
+        ]
         if not found:
             valid = sorted(
                 f"{s}.{f.name}" for s, obj in targets.items() for f in dataclasses.fields(obj)
             )
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid)}")
         if len(found) > 1:
-            raise ValueError(f"{key!r} is ambiguous; write {' or '.join(s + '.' + name for s in found)}")
+            raise ValueError(
+                f"{key!r} is ambiguous; write {' or '.join(s + '.' + name for s in found)}"
+            )
         if found[0] == "train":
-            train = dataclasses.replace(train, **{name: _parse_value(text, getattr(train, name), key)})
+            train = dataclasses.replace(
+                train, **{name: _parse_value(text, getattr(train, name), key)}
+            )
         else:
-            agent = dataclasses.replace(agent, **{name: _parse_value(text, getattr(agent, name), key)})
+            agent = dataclasses.replace(
+                agent, **{name: _parse_value(text, getattr(agent, name), key)}
+            )
     if train.algo != config.train.algo:
         agent_cls = _algo(train.algo)[0]
         agent = _build(agent_cls, dataclasses.asdict(agent))

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import flax.struct as struct
 import jax
 import jax.numpy as jnp
 import optax

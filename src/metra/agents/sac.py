@@ -98,9 +98,7 @@ class SACCore(struct.PyTreeNode):
             q = self.critic.apply_fn(params, batch["obs"], batch["action"])
             return ((q - target) ** 2).mean(0).sum() * 0.5, q.mean()
 
-        (loss_q, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            self.critic.params
-        )
+        (loss_q, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(self.critic.params)
         critic = self.critic.apply_gradients(grads=grads)
         target_critic = optax.incremental_update(critic.params, self.target_critic, cfg.tau)
 
@@ -161,4 +159,3 @@ class SACAgent(Agent):
     ) -> jax.Array:
         require_key(key, deterministic)
         return self.core.sample_action(obs, key, deterministic)
-

@@ -9,11 +9,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from metra.envs import EnvSpec  # noqa: E402
-from metra.rollout import Trajectories  # noqa: E402
+from metra.envs import EnvSpec
+from metra.rollout import Trajectories
 
 
 def skill_colors(latents: np.ndarray) -> np.ndarray:

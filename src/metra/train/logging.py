@@ -21,7 +21,10 @@ class RunLogger:
             # Rows written after the checkpoint would be repeated by the resumed run: drop them.
             with self.path.open(newline="") as f:
                 self.rows = [r for r in csv.DictReader(f) if int(r["env_steps"]) <= resume_step]
-        self.columns = ["env_steps", *(k for k in (self.rows[0] if self.rows else {}) if k != "env_steps")]
+        self.columns = [
+            "env_steps",
+            *(k for k in (self.rows[0] if self.rows else {}) if k != "env_steps"),
+        ]
         self._rewrite()
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
 

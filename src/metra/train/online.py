@@ -114,7 +114,9 @@ class SkillTrainer:
 
     # ---- one epoch ------------------------------------------------------------------
     def _epoch_seed(self) -> int:
-        return int(np.random.SeedSequence([self.cfg.seed, self.counters.epoch]).generate_state(1)[0])
+        return int(
+            np.random.SeedSequence([self.cfg.seed, self.counters.epoch]).generate_state(1)[0]
+        )
 
     def _collect(self, key: jax.Array) -> None:
         k_latent, k_act = jax.random.split(key)
@@ -186,7 +188,10 @@ class SkillTrainer:
                     row: dict[str, float] = {}
                     if _crossed(before, c.env_steps, cfg.log_every) and metrics:
                         row.update(metrics)
-                    if _crossed(before, c.env_steps, cfg.eval_every) or c.env_steps >= cfg.total_steps:
+                    if (
+                        _crossed(before, c.env_steps, cfg.eval_every)
+                        or c.env_steps >= cfg.total_steps
+                    ):
                         row["coverage"] = self.evaluate()
                     if row:
                         row["updates"] = c.updates
@@ -211,5 +216,7 @@ class SkillTrainer:
         return self.run_dir
 
     def _save(self, elapsed: float) -> None:
-        counters = Counters(**{**vars(self.counters), "elapsed_s": self.counters.elapsed_s + elapsed})
+        counters = Counters(
+            **{**vars(self.counters), "elapsed_s": self.counters.elapsed_s + elapsed}
+        )
         save_checkpoint(self.run_dir, self.agent, counters, self.replay)

@@ -1,0 +1,66 @@
+"""The Python entry points: `metra.train(...)` and `metra.load(run_dir)`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from metra.presets import DEFAULT_PRESET, RunConfig, apply_overrides, preset_config
+from metra.train.checkpoint import has_checkpoint
+from metra.train.online import SkillTrainer, read_config
+
+
+def default_run_dir(preset: str, seed: int, root: Path = Path("runs")) -> Path:
+    """runs/PRESET-seedS, with -2, -3, ... appended when that folder is taken."""
+    base = root / f"{preset}-seed{seed}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def resolve_config(
+    preset: str = DEFAULT_PRESET,
+    steps: int | None = None,
+    seed: int | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> RunConfig:
+    config = apply_overrides(preset_config(preset), list(overrides))
+    changes = {}
+    if steps is not None:
+        changes["total_steps"] = steps
+    if seed is not None:
+        changes["seed"] = seed
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+
+
+def train(
+    preset: str = DEFAULT_PRESET,
+    steps: int | None = None,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a preset (with `key=value` overrides) into a new run folder, or continue the run
+    folder `resume` (optionally to a new `steps` total). Returns the run folder."""
+    if resume is not None:
+        run_dir = Path(resume)
+        config = read_config(run_dir)
+        if not has_checkpoint(run_dir):
+            raise FileNotFoundError(f"{run_dir} has no checkpoint to resume from")
+        if steps is not None:
+            config = dataclasses.replace(
+                config, train=dataclasses.replace(config.train, total_steps=steps)
+            )
+        return SkillTrainer(config, run_dir, resume=True, progress=progress).run()
+    config = resolve_config(preset, steps, seed, overrides)
+    run_dir = Path(out) if out is not None else default_run_dir(preset, config.train.seed)
+    if has_checkpoint(run_dir):
+        raise FileExistsError(
+            f"{run_dir} already holds a run: resume it with --resume {run_dir}, "
+            "or pick another --out"
+        )
+    return SkillTrainer(config, run_dir, resume=False, progress=progress).run()

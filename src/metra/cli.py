@@ -1,0 +1,92 @@
+"""`metra train | eval | plot`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from metra.presets import DEFAULT_PRESET, PRESETS
+
+
+def _preset_table() -> str:
+    return "presets:\n" + "\n".join(
+        f"  {name:<14} {desc}" for name, (desc, _, _) in PRESETS.items()
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metra",
+        description="Unsupervised skill discovery (METRA) in JAX.",
+        epilog=_preset_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a preset into a run folder",
+        epilog=_preset_table()
+        + "\n\noverrides: key=value on the train or agent config, e.g. grad_steps=10 "
+        "agent.hidden=256,256 lr=3e-4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=list(PRESETS),
+        metavar="NAME",
+        help=f"one of: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    tr.add_argument("--steps", type=int, help="total env steps (default: the preset's)")
+    tr.add_argument("--seed", type=int, help="random seed (default 0)")
+    tr.add_argument("--out", help="run folder (default runs/PRESET-seedS)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    tr.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
+    tr.add_argument("overrides", nargs="*", metavar="key=value")
+
+    ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
+    ev.add_argument("run_dir")
+    ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
+    ev.add_argument("--goals", type=int, default=50, help="goals for goal reaching (default 50)")
+
+    pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
+    pl.add_argument("run_dir")
+    pl.add_argument("--skills", type=int, default=48)
+    pl.add_argument("--video", action="store_true", help="also write plots/skills.mp4")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            from metra.api import train
+            from metra.eval.run import evaluate
+
+            if args.resume and (args.overrides or args.seed is not None or args.out):
+                raise ValueError("--resume takes only --steps; the rest comes from the run")
+            run_dir = train(
+                args.preset, args.steps, args.seed, args.out, args.overrides, args.resume
+            )
+            print(f"run folder: {run_dir}")
+            if not args.no_eval:
+                print(json.dumps(evaluate(run_dir), indent=2))
+        elif args.command == "eval":
+            from metra.eval.run import evaluate
+
+            print(json.dumps(evaluate(args.run_dir, args.skills, args.goals), indent=2))
+        else:
+            from metra.eval.run import plot
+
+            for path in plot(args.run_dir, args.skills, args.video):
+                print(path)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"metra: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`metra eval` and `metra plot` on a run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from metra.envs import env_spec, make_env
+from metra.eval.goals import goal_reaching
+from metra.eval.plots import plot_coverage_curve, plot_skills
+from metra.eval.skills import (
+    coverage_of,
+    evaluation_latents,
+    random_policy,
+    skill_rollouts,
+)
+from metra.eval.video import skill_video
+from metra.rollout import Trajectories, coverage, rollout
+from metra.train.checkpoint import load_checkpoint
+from metra.train.online import create_agent, read_config
+
+EVAL_SEED = 12345  # eval episodes never share seeds with training
+
+
+def load(run_dir: str | Path) -> Any:
+    """The trained agent of a run folder: `act(obs, z, deterministic=...)`, `phi(obs)`."""
+    config = read_config(Path(run_dir))
+    template = create_agent(config, env_spec(config.train.env))
+    return load_checkpoint(Path(run_dir), template)[0]
+
+
+def _skill_trajectories(agent: Any, env_name: str, n: int) -> Trajectories:
+    latents = evaluation_latents(agent, n, jax.random.PRNGKey(EVAL_SEED))
+    env = make_env(env_name, EVAL_SEED, len(latents))
+    try:
+        return skill_rollouts(agent, env, latents, EVAL_SEED)
+    finally:
+        env.close()
+
+
+def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
+    """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
+    env = make_env(env_name, seed, episodes)
+    try:
+        spec = env.spec
+        traj = rollout(env, random_policy(spec.act_dim, np.zeros((episodes, 0)), seed), seed)
+    finally:
+        env.close()
+    return coverage(traj.coords)
+
+
+def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:
+    """Coverage (and goal reaching for continuous skills); writes RUN_DIR/eval.json."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    env_name = config.train.env
+    template = create_agent(config, env_spec(env_name))
+    agent, counters = load_checkpoint(run_dir, template)
+    traj = _skill_trajectories(agent, env_name, skills)
+    result: dict[str, Any] = {
+        "env": env_name,
+        "env_steps": counters.env_steps,
+        "skills": int(traj.latents.shape[1]),
+        "coverage": coverage_of(traj),
+        "coverage_random_policy": random_coverage(env_name, int(traj.latents.shape[1])),
+    }
+    if not agent.config.discrete:
+        result.update(goal_reaching(agent, env_name, goals, EVAL_SEED))
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Path]:
+    """Skill plots, the coverage curve and (optionally) an MP4 of 4 skills in RUN_DIR/plots."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    env_name = config.train.env
+    agent = load(run_dir)
+    traj = _skill_trajectories(agent, env_name, skills)
+    paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
+    curve = plot_coverage_curve(run_dir)
+    if curve is not None:
+        paths.append(curve)
+    if video:
+        latents = traj.latents[0][:: max(1, len(traj.latents[0]) // 4)][:4]
+        paths.append(skill_video(agent, env_name, latents, run_dir / "plots" / "skills.mp4"))
+    return paths
