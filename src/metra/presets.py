@@ -34,6 +34,15 @@ class TrainConfig:
     checkpoint_every: int = 50_000  # env steps between checkpoints (also at the end, on Ctrl-C)
     log_every: int = 8_000  # env steps between rows of progress.csv
 
+    def __post_init__(self) -> None:
+        counts = ("total_steps", "num_envs", "grad_steps", "batch_size", "replay_size")
+        counts += ("eval_every", "eval_skills", "checkpoint_every", "log_every")
+        bad = [f"{k}={getattr(self, k)}" for k in counts if getattr(self, k) < 1]
+        if bad:
+            raise ValueError(f"these must be >= 1: {', '.join(bad)}")
+        if not 0 < self.min_replay <= self.replay_size:
+            raise ValueError(f"need 0 < min_replay ({self.min_replay}) <= replay_size")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -129,38 +138,27 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply `key=value` strings; keys are field names of the train or agent config, or
     dotted (`train.grad_steps=10`, `agent.hidden=256,256`)."""
-    train, agent = config.train, config.agent
+    sections = {"train": config.train, "agent": config.agent}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value")
         key, text = item.split("=", 1)
         section, _, name = key.rpartition(".")
-        targets = {"train": train, "agent": agent}
-        if section:
-            if section not in targets:
-                raise ValueError(f"unknown section {section!r} in {key!r}; use train. or agent.")
-            targets = {section: targets[section]}
-        found = [
-            s for s, obj in targets.items() if name in {f.name for f in dataclasses.fields(obj)}
-        ]
+        if section and section not in sections:
+            raise ValueError(f"unknown section {section!r} in {key!r}; use train. or agent.")
+        candidates = [section] if section else list(sections)
+        found = [s for s in candidates if hasattr(sections[s], name)]
         if not found:
             valid = sorted(
-                f"{s}.{f.name}" for s, obj in targets.items() for f in dataclasses.fields(obj)
+                f"{s}.{f.name}" for s in candidates for f in dataclasses.fields(sections[s])
             )
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid)}")
         if len(found) > 1:
-            raise ValueError(
-                f"{key!r} is ambiguous; write {' or '.join(s + '.' + name for s in found)}"
-            )
-        if found[0] == "train":
-            train = dataclasses.replace(
-                train, **{name: _parse_value(text, getattr(train, name), key)}
-            )
-        else:
-            agent = dataclasses.replace(
-                agent, **{name: _parse_value(text, getattr(agent, name), key)}
-            )
+            raise ValueError(f"{key!r} is ambiguous; write train.{name} or agent.{name}")
+        obj = sections[found[0]]
+        value = _parse_value(text, getattr(obj, name), key)
+        sections[found[0]] = dataclasses.replace(obj, **{name: value})
+    train, agent = sections["train"], sections["agent"]
     if train.algo != config.train.algo:
-        agent_cls = _algo(train.algo)[0]
-        agent = _build(agent_cls, dataclasses.asdict(agent))
+        agent = _build(_algo(train.algo)[0], dataclasses.asdict(agent))
     return dataclasses.replace(config, train=train, agent=agent)

@@ -115,7 +115,7 @@ class SACCore(struct.PyTreeNode):
         entropy_gap = jax.lax.stop_gradient(-logp.mean() - target_entropy)
         log_alpha = self.log_alpha
         if cfg.learn_temperature:
-            # d/d(log alpha) of log_alpha * (H - H_target): alpha falls while entropy is above target.
+            # d/d(log alpha) of log_alpha * (H - H_target): alpha falls while H is above target.
             log_alpha = log_alpha.apply_gradients(grads={"log": entropy_gap})
 
         metrics = {

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from metra.cli import main
+from tests.conftest import TINY
+
+
+def test_train_eval_plot_from_the_command_line(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "point", "--steps", "1600", "--out", str(out), *TINY[1:]]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    for key in ("coverage", "coverage_random_policy", "goal_final_distance"):
+        assert key in result
+    assert {"goal_success_3", "goal_success_1"} <= set(result)
+    assert result["env_steps"] == 1600 and result["skills"] == 48
+    assert main(["plot", str(out), "--video"]) == 0
+    assert (out / "plots" / "skills.mp4").stat().st_size > 1000
+    # A second train into the same folder must not clobber it.
+    assert main(["train", "--out", str(out), *TINY]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    # Resume to a longer budget.
+    assert main(["train", "--resume", str(out), "--steps", "2400", "--no-eval"]) == 0
+    assert json.loads((out / "checkpoints" / "state.json").read_text())["counters"][
+        "env_steps"
+    ] == 2400
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "nokey"], "is not key=value"),
+        (["train", "bogus=1"], "unknown config key 'bogus'"),
+        (["train", "grad_steps=abc"], "bad value 'abc'"),
+        (["train", "grad_steps=0"], "must be >= 1"),
+        (["train", "env=antt"], "known envs"),
+        (["eval", "/nonexistent"], "not a metra run folder"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(argv, message, capsys, tmp_path) -> None:
+    assert main([*argv[:1], *argv[1:], *(["--out", str(tmp_path / "r")] if argv[0] == "train" else [])]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_lists_presets(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in ("ant", "half_cheetah", "point"))

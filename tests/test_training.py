@@ -1,0 +1,122 @@
+import csv
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import metra
+from metra.api import resolve_config
+from metra.envs import env_spec
+from metra.presets import RunConfig
+from metra.train.checkpoint import load_checkpoint, save_checkpoint
+from metra.train.online import SkillTrainer, create_agent
+
+
+def _run(config: RunConfig, run_dir, resume: bool = False):
+    return SkillTrainer(config, run_dir, resume=resume, progress=False).run()
+
+
+def _with_steps(config: RunConfig, steps: int) -> RunConfig:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, total_steps=steps))
+
+
+def _rows(run_dir) -> list[dict[str, str]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _actions(agent) -> np.ndarray:
+    obs = np.linspace(-3, 3, 20, dtype=np.float32).reshape(10, 2)
+    z = np.tile([[0.6, 0.8]], (10, 1)).astype(np.float32)
+    return np.asarray(agent.act(obs, z, deterministic=True))
+
+
+def test_run_folder_contents(tiny_config, tmp_path) -> None:
+    run = _run(tiny_config, tmp_path / "run")
+    assert json.loads((run / "config.json").read_text())["train"]["total_steps"] == 3200
+    rows = _rows(run)
+    assert list(rows[0])[0] == "env_steps"
+    assert [int(r["env_steps"]) for r in rows] == [800, 1600, 2400, 3200]
+    assert [r["coverage"] != "" for r in rows] == [False, True, False, True]
+    assert rows[-1]["lambda"] != ""
+    assert any((run / "tb").iterdir())
+    for name in ("skills_xy.png", "skills_phi.png", "coverage.png"):
+        assert (run / "plots" / name).stat().st_size > 1000
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tiny_config, tmp_path) -> None:
+    run = _run(tiny_config, tmp_path / "run")
+    agent = metra.load(run)
+    template = create_agent(tiny_config, env_spec("point"))
+    assert not np.allclose(_actions(agent), _actions(template))  # really trained and restored
+    save_checkpoint(tmp_path / "copy", agent, load_checkpoint(run, template)[1], None)
+    again = load_checkpoint(tmp_path / "copy", template)[0]
+    np.testing.assert_array_equal(_actions(again), _actions(agent))
+    np.testing.assert_array_equal(again.obs_std, agent.obs_std)
+
+
+def test_resume_continues_exactly(tiny_config, tmp_path) -> None:
+    straight = _run(tiny_config, tmp_path / "straight")
+    half = _run(_with_steps(tiny_config, 1600), tmp_path / "resumed")
+    # Pretend a crash after a log row that the checkpoint did not reach.
+    with open(half / "progress.csv", "a") as f:
+        f.write("2400" + "," * (len(_rows(half)[0]) - 1) + "\n")
+    resumed = _run(tiny_config, half, resume=True)
+    _, counters = load_checkpoint(resumed, create_agent(tiny_config, env_spec("point")))
+    assert (counters.env_steps, counters.epoch, counters.updates) == (3200, 4, 16)
+    np.testing.assert_array_equal(_actions(metra.load(resumed)), _actions(metra.load(straight)))
+    timeless = ("time_s", "env_steps_per_s", "updates_per_s")
+
+    def strip(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k not in timeless} for r in rows]
+
+    assert strip(_rows(resumed)) == strip(_rows(straight))
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_config, tmp_path) -> None:
+    small = _with_steps(tiny_config, 1600)
+    a = metra.load(_run(small, tmp_path / "a"))
+    b = metra.load(_run(small, tmp_path / "b"))
+    np.testing.assert_array_equal(_actions(a), _actions(b))
+    other = dataclasses.replace(small, train=dataclasses.replace(small.train, seed=1))
+    c = metra.load(_run(other, tmp_path / "c"))
+    assert not np.allclose(_actions(a), _actions(c))
+
+
+def test_interrupt_writes_a_final_checkpoint(tiny_config, tmp_path, monkeypatch) -> None:
+    trainer = SkillTrainer(tiny_config, tmp_path / "run", resume=False, progress=False)
+    real_update = trainer._update
+
+    def update_then_ctrl_c():
+        metrics = real_update()
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-run
+        return metrics
+
+    monkeypatch.setattr(trainer, "_update", update_then_ctrl_c)
+    trainer.run()
+    template = create_agent(tiny_config, env_spec("point"))
+    _, counters = load_checkpoint(tmp_path / "run", template)
+    assert counters.env_steps == 800  # stopped after the first epoch, nothing lost
+
+
+def test_non_finite_loss_is_reported(tiny_config, tmp_path) -> None:
+    bad = resolve_config("point", overrides=["total_steps=1600", "min_replay=800", "lr=1e30"])
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        _run(bad, tmp_path / "run")
+
+
+def test_goal_latents_need_a_checkpoint(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a metra run folder"):
+        metra.load(tmp_path)
+
+
+def test_act_keys_on_loaded_agent(tiny_config, tmp_path) -> None:
+    agent = metra.load(_run(_with_steps(tiny_config, 800), tmp_path / "run"))
+    obs, z = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32) / np.sqrt(2)
+    assert agent.act(obs, z, key=jax.random.PRNGKey(0)).shape == (2, 2)
+    assert agent.phi(obs).shape == (2, 2)
