@@ -8,7 +8,9 @@ from tests.conftest import TINY
 
 def test_train_eval_plot_from_the_command_line(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["train", "--preset", "point", "--steps", "1600", "--out", str(out), *TINY[1:]]) == 0
+    assert (
+        main(["train", "--preset", "point", "--steps", "1600", "--out", str(out), *TINY[1:]]) == 0
+    )
     result = json.loads((out / "eval.json").read_text())
     for key in ("coverage", "coverage_random_policy", "goal_final_distance"):
         assert key in result
@@ -21,9 +23,10 @@ def test_train_eval_plot_from_the_command_line(tmp_path, capsys) -> None:
     assert "already holds a run" in capsys.readouterr().err
     # Resume to a longer budget.
     assert main(["train", "--resume", str(out), "--steps", "2400", "--no-eval"]) == 0
-    assert json.loads((out / "checkpoints" / "state.json").read_text())["counters"][
-        "env_steps"
-    ] == 2400
+    assert (
+        json.loads((out / "checkpoints" / "state.json").read_text())["counters"]["env_steps"]
+        == 2400
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,7 +41,12 @@ def test_train_eval_plot_from_the_command_line(tmp_path, capsys) -> None:
     ],
 )
 def test_bad_input_gets_one_clear_error(argv, message, capsys, tmp_path) -> None:
-    assert main([*argv[:1], *argv[1:], *(["--out", str(tmp_path / "r")] if argv[0] == "train" else [])]) == 2
+    assert (
+        main(
+            [*argv[:1], *argv[1:], *(["--out", str(tmp_path / "r")] if argv[0] == "train" else [])]
+        )
+        == 2
+    )
     assert message in capsys.readouterr().err
 
 

@@ -20,7 +20,9 @@ def test_polyak_target_update_is_exact() -> None:
         new.core.critic.params,
         agent.core.target_critic,
     )
-    for a, b in zip(jax.tree.leaves(new.core.target_critic), jax.tree.leaves(expected), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(new.core.target_critic), jax.tree.leaves(expected), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 

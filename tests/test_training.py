@@ -37,7 +37,7 @@ def test_run_folder_contents(tiny_config, tmp_path) -> None:
     run = _run(tiny_config, tmp_path / "run")
     assert json.loads((run / "config.json").read_text())["train"]["total_steps"] == 3200
     rows = _rows(run)
-    assert list(rows[0])[0] == "env_steps"
+    assert next(iter(rows[0])) == "env_steps"
     assert [int(r["env_steps"]) for r in rows] == [800, 1600, 2400, 3200]
     assert [r["coverage"] != "" for r in rows] == [False, True, False, True]
     assert rows[-1]["lambda"] != ""

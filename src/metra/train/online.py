@@ -153,6 +153,15 @@ class SkillTrainer:
             )
         return metrics
 
+    def train_epoch(self) -> dict[str, float]:
+        """Collect one batch of skill trajectories, then one jitted block of updates (once the
+        replay is warm); returns the update metrics (empty before updates start)."""
+        key = jax.random.fold_in(self._base_key, self.counters.epoch)
+        self._collect(key)
+        metrics = self._update() if len(self.replay) >= self.cfg.min_replay else {}
+        self.counters.epoch += 1
+        return metrics
+
     # ---- evaluation during training -------------------------------------------------
     def evaluate(self) -> int:
         """Coverage of deterministic skills; writes the skill plots."""
@@ -180,10 +189,7 @@ class SkillTrainer:
             with _stop_on_interrupt() as stop:
                 while c.env_steps < cfg.total_steps and not stop[0]:
                     before = c.env_steps
-                    key = jax.random.fold_in(self._base_key, c.epoch)
-                    self._collect(key)
-                    metrics = self._update() if len(self.replay) >= cfg.min_replay else {}
-                    c.epoch += 1
+                    metrics = self.train_epoch()
                     elapsed = time.time() - start
                     row: dict[str, float] = {}
                     if _crossed(before, c.env_steps, cfg.log_every) and metrics:

@@ -1,0 +1,97 @@
+"""Speed figures of the state-based METRA stack, printed as JSON.
+
+    python bench/bench.py            # all figures (about 3 minutes on a 2-core CPU)
+    python bench/bench.py --quick    # fewer repetitions
+
+Figures: raw Ant-v5 env steps/s (one env, random actions), METRA+SAC updates/s at batch 256
+for MLP widths 256 and 1024 (50 steps per jitted call, compile excluded), and end-to-end env
+steps/s of the `ant` preset at steady state (rollouts + updates, warm-up and compile excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from metra.agents.metra import MetraAgent, MetraConfig
+from metra.api import resolve_config
+from metra.envs import make_env
+from metra.train.online import SkillTrainer
+
+
+def env_steps_per_s(name: str, steps: int) -> float:
+    env = make_env(name)
+    env.reset(0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, 1, env.spec.act_dim))
+    start = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    return steps / (time.perf_counter() - start)
+
+
+def updates_per_s(width: int, calls: int, obs_dim: int = 29, act_dim: int = 8) -> float:
+    agent = MetraAgent.create(MetraConfig(hidden=(width, width)), obs_dim, act_dim, seed=0)
+    rng = np.random.default_rng(0)
+    k, b = 50, 256
+    batch = {
+        "obs": rng.normal(size=(k, b, obs_dim)).astype(np.float32),
+        "next_obs": rng.normal(size=(k, b, obs_dim)).astype(np.float32),
+        "action": rng.uniform(-1, 1, (k, b, act_dim)).astype(np.float32),
+        "latent": np.asarray(agent.sample_latents(jax.random.PRNGKey(0), k * b)).reshape(k, b, -1),
+        "mask": np.ones((k, b), np.float32),
+    }
+    agent, _ = agent.update(batch)  # compile
+    jax.block_until_ready(agent)
+    start = time.perf_counter()
+    for _ in range(calls):
+        agent, metrics = agent.update(batch)
+    jax.block_until_ready(metrics)
+    return calls * k / (time.perf_counter() - start)
+
+
+def end_to_end(preset: str, epochs: int) -> dict[str, float]:
+    """Env steps/s of the full loop once the replay is warm (updates every epoch)."""
+    config = resolve_config(preset, overrides=["min_replay=1600", "replay_size=100000"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = SkillTrainer(config, tmp, resume=False, progress=False)
+        for _ in range(2):  # warm-up epoch, then the epoch that compiles the update
+            trainer.train_epoch()
+        steps0, updates0 = trainer.counters.env_steps, trainer.counters.updates
+        start = time.perf_counter()
+        for _ in range(epochs):
+            trainer.train_epoch()
+        elapsed = time.perf_counter() - start
+        trainer.logger.close()
+    steps = trainer.counters.env_steps - steps0
+    return {
+        "env_steps_per_s": steps / elapsed,
+        "updates_per_s": (trainer.counters.updates - updates0) / elapsed,
+        "s_per_1m_env_steps": elapsed / steps * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    reps = 1 if args.quick else 3
+    figures = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+        f"{jax.devices()[0].platform} x{jax.device_count()}",
+        "jax": jax.__version__,
+        "ant_env_steps_per_s": env_steps_per_s("ant", 2000 * reps),
+        "metra_updates_per_s_width256": updates_per_s(256, 4 * reps),
+        "metra_updates_per_s_width1024": updates_per_s(1024, reps),
+        "ant_preset_end_to_end": end_to_end("ant", 2 * reps),
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
