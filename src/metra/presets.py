@@ -58,7 +58,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         train = _build(TrainConfig, data["train"])
-        agent_cls = _algo(train.algo)[0]
+        agent_cls = algo_classes(train.algo)[0]
         return cls(preset=data["preset"], train=train, agent=_build(agent_cls, data["agent"]))
 
 
@@ -73,7 +73,8 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-def _algo(name: str) -> tuple[type, type]:
+def algo_classes(name: str) -> tuple[type, type]:
+    """(config class, agent class) of a registered algorithm."""
     if name not in SKILL_AGENTS:
         raise ValueError(f"unknown algo {name!r}; known: {', '.join(SKILL_AGENTS)}")
     return SKILL_AGENTS[name]
@@ -114,7 +115,7 @@ def preset_config(name: str) -> RunConfig:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
     _, train_fields, agent_fields = PRESETS[name]
     train = TrainConfig(**train_fields)
-    agent_cls = _algo(train.algo)[0]
+    agent_cls = algo_classes(train.algo)[0]
     return RunConfig(preset=name, train=train, agent=agent_cls(**agent_fields))
 
 
@@ -160,5 +161,5 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         sections[found[0]] = dataclasses.replace(obj, **{name: value})
     train, agent = sections["train"], sections["agent"]
     if train.algo != config.train.algo:
-        agent = _build(_algo(train.algo)[0], dataclasses.asdict(agent))
+        agent = _build(algo_classes(train.algo)[0], dataclasses.asdict(agent))
     return dataclasses.replace(config, train=train, agent=agent)

@@ -6,24 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from metra.envs import env_spec, make_env
 from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import (
-    coverage_of,
-    evaluation_latents,
-    random_policy,
-    skill_rollouts,
-)
+from metra.eval.skills import EVAL_SEED, coverage_of, random_policy, skill_trajectories
 from metra.eval.video import skill_video
-from metra.rollout import Trajectories, coverage, rollout
+from metra.rollout import coverage, rollout
 from metra.train.checkpoint import load_checkpoint
 from metra.train.online import create_agent, read_config
-
-EVAL_SEED = 12345  # eval episodes never share seeds with training
 
 
 def load(run_dir: str | Path) -> Any:
@@ -31,15 +23,6 @@ def load(run_dir: str | Path) -> Any:
     config = read_config(Path(run_dir))
     template = create_agent(config, env_spec(config.train.env))
     return load_checkpoint(Path(run_dir), template)[0]
-
-
-def _skill_trajectories(agent: Any, env_name: str, n: int) -> Trajectories:
-    latents = evaluation_latents(agent, n, jax.random.PRNGKey(EVAL_SEED))
-    env = make_env(env_name, EVAL_SEED, len(latents))
-    try:
-        return skill_rollouts(agent, env, latents, EVAL_SEED)
-    finally:
-        env.close()
 
 
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
@@ -60,7 +43,7 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
     env_name = config.train.env
     template = create_agent(config, env_spec(env_name))
     agent, counters = load_checkpoint(run_dir, template)
-    traj = _skill_trajectories(agent, env_name, skills)
+    traj = skill_trajectories(agent, env_name, skills)
     result: dict[str, Any] = {
         "env": env_name,
         "env_steps": counters.env_steps,
@@ -80,7 +63,7 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
     config = read_config(run_dir)
     env_name = config.train.env
     agent = load(run_dir)
-    traj = _skill_trajectories(agent, env_name, skills)
+    traj = skill_trajectories(agent, env_name, skills)
     paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
     curve = plot_coverage_curve(run_dir)
     if curve is not None:

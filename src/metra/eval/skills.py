@@ -7,8 +7,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from metra.envs import BatchEnv
+from metra.envs import make_env
 from metra.rollout import Policy, Trajectories, coverage, rollout
+
+EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
 
 
 def skill_policy(
@@ -31,11 +33,16 @@ def evaluation_latents(agent: Any, n: int, key: jax.Array) -> np.ndarray:
     return np.asarray(agent.sample_latents(key, n))
 
 
-def skill_rollouts(agent: Any, env: BatchEnv, latents: np.ndarray, seed: int) -> Trajectories:
-    """Deterministic rollouts of `latents` (one per env of `env`)."""
-    if len(latents) != env.num_envs:
-        raise ValueError(f"{len(latents)} skills for {env.num_envs} envs")
-    return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
+def skill_trajectories(agent: Any, env_name: str, n: int, seed: int = EVAL_SEED) -> Trajectories:
+    """One deterministic episode for each of n prior skills (every skill when discrete), all
+    stepped as one batch of envs. Training and `metra eval` share the seed, so the coverage
+    logged at the last step is the one `metra eval` reports."""
+    latents = evaluation_latents(agent, n, jax.random.PRNGKey(seed))
+    env = make_env(env_name, seed, len(latents))
+    try:
+        return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
+    finally:
+        env.close()
 
 
 def coverage_of(trajectories: Trajectories) -> int:

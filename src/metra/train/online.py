@@ -20,16 +20,10 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
+from metra.envs import EnvSpec, env_spec, make_env
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import (
-    coverage_of,
-    evaluation_latents,
-    random_policy,
-    skill_policy,
-    skill_rollouts,
-)
-from metra.presets import RunConfig, _algo
+from metra.eval.skills import coverage_of, random_policy, skill_policy, skill_trajectories
+from metra.presets import RunConfig, algo_classes
 from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
@@ -40,7 +34,7 @@ CONFIG_FILE = "config.json"
 
 def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
     """A fresh agent of the run's algorithm (also the template checkpoints restore into)."""
-    agent_cls = _algo(config.train.algo)[1]
+    agent_cls = algo_classes(config.train.algo)[1]
     return agent_cls.create(config.agent, spec.obs_dim, spec.act_dim, config.train.seed)
 
 
@@ -109,7 +103,6 @@ class SkillTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
-        self._eval_env: BatchEnv | None = None
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
 
     # ---- one epoch ------------------------------------------------------------------
@@ -165,10 +158,7 @@ class SkillTrainer:
     # ---- evaluation during training -------------------------------------------------
     def evaluate(self) -> int:
         """Coverage of deterministic skills; writes the skill plots."""
-        latents = evaluation_latents(self.agent, self.cfg.eval_skills, self._base_key)
-        if self._eval_env is None or self._eval_env.num_envs != len(latents):
-            self._eval_env = make_env(self.cfg.env, self.cfg.seed + 10_000, len(latents))
-        trajectories = skill_rollouts(self.agent, self._eval_env, latents, self.cfg.seed + 10_000)
+        trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills)
         plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
         return coverage_of(trajectories)
 
