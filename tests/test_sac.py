@@ -29,7 +29,7 @@ def test_polyak_target_update_is_exact() -> None:
 def test_sac_alone_learns_a_task_reward() -> None:
     """A one-step task (mask 0): reward -||a - a*||^2 with a* depending on the state's sign."""
     rng = np.random.default_rng(0)
-    agent = SACAgent.create(SACConfig(hidden=(64, 64), lr=3e-3), 1, 2, seed=0)
+    agent = SACAgent.create(SACConfig(hidden=(64, 64), lr=3e-3, init_temperature=0.1), 1, 2, 0)
     target = np.array([0.6, -0.4], np.float32)
 
     def batches(k: int, n: int = 128) -> dict[str, np.ndarray]:
@@ -45,7 +45,7 @@ def test_sac_alone_learns_a_task_reward() -> None:
         return float(np.abs(act - obs * target).max())
 
     start = error(agent)
-    for _ in range(6):
+    for _ in range(8):
         agent, metrics = agent.update(batches(50))
-    assert error(agent) < 0.15 < start
-    assert float(metrics["alpha"]) < 1.0  # the temperature is learned
+    assert error(agent) < 0.15 < start  # measured: 0.02-0.06 over seeds 0-2
+    assert float(metrics["alpha"]) < 0.08  # the temperature is learned (from 0.1)
