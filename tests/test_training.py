@@ -110,9 +110,14 @@ def test_non_finite_loss_is_reported(tiny_config, tmp_path) -> None:
         _run(bad, tmp_path / "run")
 
 
-def test_goal_latents_need_a_checkpoint(tmp_path) -> None:
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a metra run folder"):
         metra.load(tmp_path)
+    run = _run(_with_steps(tiny_config, 800), tmp_path / "run")
+    agent_file = next((run / "checkpoints").glob("agent-*.msgpack"))
+    agent_file.write_bytes(agent_file.read_bytes()[:100])
+    with pytest.raises(ValueError, match="unreadable or does not match"):
+        metra.load(run)
 
 
 def test_act_keys_on_loaded_agent(tiny_config, tmp_path) -> None:

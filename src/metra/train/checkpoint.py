@@ -64,13 +64,13 @@ def load_checkpoint(
         raise FileNotFoundError(
             f"no checkpoint in {ckpt}: train first (metra train ...) or check the run folder"
         )
-    state = json.loads((ckpt / "state.json").read_text())
     try:
+        state = json.loads((ckpt / "state.json").read_text())
         agent = flax.serialization.from_bytes(template, (ckpt / state["agent"]).read_bytes())
-    except Exception as err:  # msgpack and flax raise many kinds on a damaged file
+    except Exception as err:  # json, msgpack and flax raise many kinds on a damaged file
         raise ValueError(
-            f"checkpoint {ckpt / state['agent']} is unreadable or does not match the run's "
-            f"config ({err}); retrain, or resume from a copy of the run"
+            f"the checkpoint in {ckpt} is unreadable or does not match the run's config "
+            f"({type(err).__name__}: {err}); retrain, or resume from a copy of the run"
         ) from err
     if replay is not None and state["replay"] is not None:
         replay.load(ckpt / state["replay"])
