@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from metra.agents.sac import SACAgent, SACConfig
 
@@ -49,3 +50,22 @@ def test_sac_alone_learns_a_task_reward() -> None:
         agent, metrics = agent.update(batches(50))
     assert error(agent) < 0.15 < start  # measured: 0.02-0.06 over seeds 0-2
     assert float(metrics["alpha"]) < 0.08  # the temperature is learned (from 0.1)
+
+
+def test_critic_loss_is_the_per_transition_td_error() -> None:
+    """With mask 0 the target is the reward; the loss is 0.5 * sum over heads of the batch
+    mean of squared errors, independent of the batch size."""
+    agent = SACAgent.create(SACConfig(hidden=(16,)), 3, 2, seed=0)
+    rng = np.random.default_rng(0)
+    for n in (8, 512):
+        batch = {
+            "obs": rng.normal(size=(n, 3)).astype(np.float32),
+            "next_obs": rng.normal(size=(n, 3)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+            "reward": rng.normal(size=n).astype(np.float32),
+            "mask": np.zeros(n, np.float32),
+        }
+        q = agent.core.critic.apply_fn(agent.core.critic.params, batch["obs"], batch["action"])
+        expected = 0.5 * ((np.asarray(q) - batch["reward"]) ** 2).mean(-1).sum()
+        _, metrics = agent.update_step(batch)
+        assert float(metrics["critic_loss"]) == pytest.approx(expected, rel=1e-5)

@@ -96,7 +96,9 @@ class SACCore(struct.PyTreeNode):
 
         def critic_loss(params: Any) -> tuple[jax.Array, jax.Array]:
             q = self.critic.apply_fn(params, batch["obs"], batch["action"])
-            return ((q - target) ** 2).mean(0).sum() * 0.5, q.mean()
+            return 0.5 * ((q - target) ** 2).mean(
+                -1
+            ).sum(), q.mean()  # mean over batch, sum over heads
 
         (loss_q, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(self.critic.params)
         critic = self.critic.apply_gradients(grads=grads)
