@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = train(
                 args.preset, args.steps, args.seed, args.out, args.overrides, args.resume
             )
-            print(f"run folder: {run_dir}")
             if not args.no_eval:
                 print(json.dumps(evaluate(run_dir), indent=2))
         elif args.command == "eval":

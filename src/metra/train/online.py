@@ -173,6 +173,8 @@ class SkillTrainer:
             disable=not self.progress,
             dynamic_ncols=True,
         )
+        if self.progress:
+            print(f"run folder: {self.run_dir} (resume: metra train --resume {self.run_dir})")
         start, start_updates, start_steps = time.time(), c.updates, c.env_steps
         last_saved = c.env_steps
         try:
