@@ -13,16 +13,21 @@ from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import EVAL_SEED, coverage_of, random_policy, skill_trajectories
 from metra.eval.video import skill_video
+from metra.presets import RunConfig
 from metra.rollout import coverage, rollout
-from metra.train.checkpoint import load_checkpoint
+from metra.train.checkpoint import Counters, load_checkpoint
 from metra.train.online import create_agent, read_config
+
+
+def _restore(run_dir: Path) -> tuple[RunConfig, Any, Counters]:
+    config = read_config(run_dir)
+    template = create_agent(config, env_spec(config.train.env))
+    return (config, *load_checkpoint(run_dir, template))
 
 
 def load(run_dir: str | Path) -> Any:
     """The trained agent of a run folder: `act(obs, z, deterministic=...)`, `phi(obs)`."""
-    config = read_config(Path(run_dir))
-    template = create_agent(config, env_spec(config.train.env))
-    return load_checkpoint(Path(run_dir), template)[0]
+    return _restore(Path(run_dir))[1]
 
 
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
@@ -39,10 +44,8 @@ def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
 def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:
     """Coverage (and goal reaching for continuous skills); writes RUN_DIR/eval.json."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config, agent, counters = _restore(run_dir)
     env_name = config.train.env
-    template = create_agent(config, env_spec(env_name))
-    agent, counters = load_checkpoint(run_dir, template)
     traj = skill_trajectories(agent, env_name, skills)
     result: dict[str, Any] = {
         "env": env_name,
@@ -60,9 +63,8 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
 def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Path]:
     """Skill plots, the coverage curve and (optionally) an MP4 of 4 skills in RUN_DIR/plots."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config, agent, _ = _restore(run_dir)
     env_name = config.train.env
-    agent = load(run_dir)
     traj = skill_trajectories(agent, env_name, skills)
     paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
     curve = plot_coverage_curve(run_dir)
