@@ -8,10 +8,11 @@ reward (phi(s') - phi(s))^T z computed from the current phi at update time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import flax.struct as struct
 import jax
 import jax.numpy as jnp
 import optax
@@ -86,7 +87,7 @@ class MetraAgent(Agent):
     obs_mean: jax.Array
     obs_std: jax.Array
     rng: jax.Array
-    config: MetraConfig = field(default_factory=MetraConfig, metadata={"pytree_node": False})
+    config: MetraConfig = struct.field(pytree_node=False)
 
     @classmethod
     def create(
