@@ -1,5 +1,4 @@
 import csv
-import dataclasses
 import json
 
 import jax
@@ -19,7 +18,7 @@ def _run(config: RunConfig, run_dir, resume: bool = False):
 
 
 def _with_steps(config: RunConfig, steps: int) -> RunConfig:
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, total_steps=steps))
+    return config.with_train(total_steps=steps)
 
 
 def _rows(run_dir) -> list[dict[str, str]]:
@@ -80,7 +79,7 @@ def test_same_seed_same_run_other_seed_other_run(tiny_config, tmp_path) -> None:
     a = metra.load(_run(small, tmp_path / "a"))
     b = metra.load(_run(small, tmp_path / "b"))
     np.testing.assert_array_equal(_actions(a), _actions(b))
-    other = dataclasses.replace(small, train=dataclasses.replace(small.train, seed=1))
+    other = small.with_train(seed=1)
     c = metra.load(_run(other, tmp_path / "c"))
     assert not np.allclose(_actions(a), _actions(c))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from metra.presets import DEFAULT_PRESET, RunConfig, apply_overrides, preset_config
@@ -32,7 +31,7 @@ def resolve_config(
         changes["total_steps"] = steps
     if seed is not None:
         changes["seed"] = seed
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+    return config.with_train(**changes)
 
 
 def train(
@@ -52,9 +51,7 @@ def train(
         if not has_checkpoint(run_dir):
             raise FileNotFoundError(f"{run_dir} has no checkpoint to resume from")
         if steps is not None:
-            config = dataclasses.replace(
-                config, train=dataclasses.replace(config.train, total_steps=steps)
-            )
+            config = config.with_train(total_steps=steps)
         return SkillTrainer(config, run_dir, resume=True, progress=progress).run()
     config = resolve_config(preset, steps, seed, overrides)
     run_dir = Path(out) if out is not None else default_run_dir(preset, config.train.seed)

@@ -52,6 +52,10 @@ class RunConfig:
     train: TrainConfig
     agent: Any = field(default=None)  # the algorithm's config dataclass
 
+    def with_train(self, **changes: Any) -> RunConfig:
+        """A copy with some train fields replaced (validated like any TrainConfig)."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -7,6 +7,7 @@ training is needed.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,7 @@ def goal_reaching(
 ) -> dict[str, float]:
     """Mean final distance to goals drawn uniformly within +-goal_range of the start, and the
     fraction of episodes that end within each success radius."""
-    env = make_env(env_name, seed, num_goals)
-    try:
+    with closing(make_env(env_name, seed, num_goals)) as env:
         obs0, coords0 = env.reset(seed)
         rng = np.random.default_rng(seed)
         goals = coords0 + rng.uniform(-env.spec.goal_range, env.spec.goal_range, coords0.shape)
@@ -34,8 +34,6 @@ def goal_reaching(
             return np.asarray(agent.act(obs, z, deterministic=True)), np.asarray(z)
 
         traj = rollout(env, policy, seed)
-    finally:
-        env.close()
     dist = np.linalg.norm(traj.coords[-1] - goals, axis=-1)
     out = {"goal_final_distance": float(dist.mean())}
     for radius in SUCCESS_RADII:

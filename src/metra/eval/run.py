@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,9 @@ def load(run_dir: str | Path) -> Any:
 
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
     """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
-    env = make_env(env_name, seed, episodes)
-    try:
-        spec = env.spec
-        traj = rollout(env, random_policy(spec.act_dim, np.zeros((episodes, 0)), seed), seed)
-    finally:
-        env.close()
+    with closing(make_env(env_name, seed, episodes)) as env:
+        policy = random_policy(env.spec.act_dim, np.zeros((episodes, 0)), seed)
+        traj = rollout(env, policy, seed)
     return coverage(traj.coords)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 import jax
@@ -38,11 +39,8 @@ def skill_trajectories(agent: Any, env_name: str, n: int, seed: int = EVAL_SEED)
     stepped as one batch of envs. Training and `metra eval` share the seed, so the coverage
     logged at the last step is the one `metra eval` reports."""
     latents = evaluation_latents(agent, n, jax.random.PRNGKey(seed))
-    env = make_env(env_name, seed, len(latents))
-    try:
+    with closing(make_env(env_name, seed, len(latents))) as env:
         return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
-    finally:
-        env.close()
 
 
 def coverage_of(trajectories: Trajectories) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,15 @@ from metra.rollout import rollout
 
 def skill_video(agent: Any, env_name: str, latents: np.ndarray, path: Path, fps: int = 30) -> Path:
     """Deterministic rollouts of `latents`, one tile per skill, written to `path` (.mp4)."""
-    env = make_env(env_name, 0, len(latents))
     inner = skill_policy(agent, latents, deterministic=True)
     frames: list[np.ndarray] = []
+    with closing(make_env(env_name, 0, len(latents))) as env:
 
-    def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        frames.append(np.concatenate([env.render(i) for i in range(env.num_envs)], axis=1))
-        return inner(obs, t)
+        def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+            frames.append(np.concatenate([env.render(i) for i in range(env.num_envs)], axis=1))
+            return inner(obs, t)
 
-    try:
         rollout(env, policy, seed=0)
-    finally:
-        env.close()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -115,11 +115,12 @@ class SkillTrainer:
         k_latent, k_act = jax.random.split(key)
         n = self.cfg.num_envs
         latents = np.asarray(self.agent.sample_latents(k_latent, n))
+        seed = self._epoch_seed()
         if self.counters.env_steps < self.cfg.min_replay:
-            policy = random_policy(self.spec.act_dim, latents, self._epoch_seed())
+            policy = random_policy(self.spec.act_dim, latents, seed)
         else:
             policy = skill_policy(self.agent, latents, deterministic=False, key=k_act)
-        trajectories = rollout(self.env, policy, self._epoch_seed())
+        trajectories = rollout(self.env, policy, seed)
         self.replay.add(trajectories.transitions(self.cfg.bootstrap_time_limit))
         before = self.counters.env_steps
         self.counters.env_steps += trajectories.actions.shape[0] * n
