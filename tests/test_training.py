@@ -11,6 +11,7 @@ from metra.envs import env_spec
 from metra.presets import RunConfig
 from metra.train.checkpoint import load_checkpoint, save_checkpoint
 from metra.train.online import SkillTrainer, create_agent
+from tests.conftest import TINY
 
 
 def _run(config: RunConfig, run_dir, resume: bool = False):
@@ -43,6 +44,18 @@ def test_run_folder_contents(tiny_config, tmp_path) -> None:
     assert any((run / "tb").iterdir())
     for name in ("skills_xy.png", "skills_phi.png", "coverage.png"):
         assert (run / "plots" / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("algo", ["lsd", "diayn", "dads", "cic"])
+def test_every_baseline_trains_and_evaluates(algo: str, tmp_path) -> None:
+    config = resolve_config("point", steps=1600, overrides=TINY, algo=algo)
+    assert config.agent.hidden == (32, 32)  # overrides survive the switch of algorithm
+    run = _run(config, tmp_path / "run")
+    assert json.loads((run / "config.json").read_text())["train"]["algo"] == algo
+    result = metra.evaluate(run, skills=8, goals=4)
+    assert result["env_steps"] == 1600 and result["coverage"] > 0
+    assert ("goal_success_3" in result) == (algo == "lsd")  # only LSD has the goal rule
+    assert (run / "plots" / "skills_xy.png").exists()
 
 
 def test_checkpoint_round_trip_gives_identical_actions(tiny_config, tmp_path) -> None:

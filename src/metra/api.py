@@ -9,9 +9,11 @@ from metra.train.checkpoint import has_checkpoint
 from metra.train.online import SkillTrainer, read_config
 
 
-def default_run_dir(preset: str, seed: int, root: Path = Path("runs")) -> Path:
-    """runs/PRESET-seedS, with -2, -3, ... appended when that folder is taken."""
-    base = root / f"{preset}-seed{seed}"
+def default_run_dir(preset: str, seed: int, algo: str = "metra", root: Path = Path("runs")) -> Path:
+    """runs/PRESET-seedS (runs/PRESET-ALGO-seedS for other algorithms than METRA), with
+    -2, -3, ... appended when that folder is taken."""
+    name = preset if algo == "metra" else f"{preset}-{algo}"
+    base = root / f"{name}-seed{seed}"
     path, k = base, 1
     while path.exists():
         k += 1
@@ -24,8 +26,9 @@ def resolve_config(
     steps: int | None = None,
     seed: int | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    algo: str | None = None,
 ) -> RunConfig:
-    config = apply_overrides(preset_config(preset), list(overrides))
+    config = apply_overrides(preset_config(preset, algo), list(overrides))
     changes = {}
     if steps is not None:
         changes["total_steps"] = steps
@@ -42,9 +45,11 @@ def train(
     overrides: list[str] | tuple[str, ...] = (),
     resume: str | Path | None = None,
     progress: bool = True,
+    algo: str | None = None,
 ) -> Path:
     """Train a preset (with `key=value` overrides) into a new run folder, or continue the run
-    folder `resume` (optionally to a new `steps` total). Returns the run folder."""
+    folder `resume` (optionally to a new `steps` total). `algo` picks another registered
+    algorithm than the preset's METRA. Returns the run folder."""
     if resume is not None:
         run_dir = Path(resume)
         config = read_config(run_dir)
@@ -53,8 +58,12 @@ def train(
         if steps is not None:
             config = config.with_train(total_steps=steps)
         return SkillTrainer(config, run_dir, resume=True, progress=progress).run()
-    config = resolve_config(preset, steps, seed, overrides)
-    run_dir = Path(out) if out is not None else default_run_dir(preset, config.train.seed)
+    config = resolve_config(preset, steps, seed, overrides, algo)
+    run_dir = (
+        Path(out)
+        if out is not None
+        else default_run_dir(preset, config.train.seed, config.train.algo)
+    )
     if has_checkpoint(run_dir):
         raise FileExistsError(
             f"{run_dir} already holds a run: resume it with --resume {run_dir}, "

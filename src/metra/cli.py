@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from metra.agents import SKILL_AGENTS
 from metra.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"one of: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
     )
+    tr.add_argument(
+        "--algo",
+        choices=list(SKILL_AGENTS),
+        help=f"skill-discovery algorithm: {', '.join(SKILL_AGENTS)} (default metra)",
+    )
     tr.add_argument("--steps", type=int, help="total env steps (default: the preset's)")
     tr.add_argument("--seed", type=int, help="random seed (default 0)")
     tr.add_argument("--out", help="run folder (default runs/PRESET-seedS)")
@@ -65,10 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             from metra.api import train
             from metra.eval.run import evaluate
 
-            if args.resume and (args.overrides or args.seed is not None or args.out):
+            if args.resume and (args.overrides or args.seed is not None or args.out or args.algo):
                 raise ValueError("--resume takes only --steps; the rest comes from the run")
             run_dir = train(
-                args.preset, args.steps, args.seed, args.out, args.overrides, args.resume
+                args.preset,
+                args.steps,
+                args.seed,
+                args.out,
+                args.overrides,
+                args.resume,
+                algo=args.algo,
             )
             if not args.no_eval:
                 print(json.dumps(evaluate(run_dir), indent=2))

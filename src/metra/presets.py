@@ -114,11 +114,16 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 DEFAULT_PRESET = "point"
 
 
-def preset_config(name: str) -> RunConfig:
+def preset_config(name: str, algo: str | None = None) -> RunConfig:
+    """The preset's config for `algo` (default: the preset's own). The preset's agent fields
+    (skill size and kind, widths) apply to every algorithm, so methods compare on one skill
+    space; each algorithm's other fields keep its paper defaults."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
     _, train_fields, agent_fields = PRESETS[name]
     train = TrainConfig(**train_fields)
+    if algo is not None:
+        train = dataclasses.replace(train, algo=algo)
     agent_cls = algo_classes(train.algo)[0]
     return RunConfig(preset=name, train=train, agent=agent_cls(**agent_fields))
 
@@ -140,14 +145,36 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
     return text
 
 
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ValueError(f"override {item!r} is not key=value")
+    key, text = item.split("=", 1)
+    return key, text
+
+
+def with_algo(config: RunConfig, algo: str) -> RunConfig:
+    """The same run with another algorithm, whose config starts from the preset's agent
+    fields (or, outside any preset, from the fields both configs share)."""
+    if algo == config.train.algo:
+        return config
+    train = dataclasses.replace(config.train, algo=algo)
+    if config.preset in PRESETS:
+        agent = preset_config(config.preset, algo).agent
+    else:
+        agent = _build(algo_classes(algo)[0], dataclasses.asdict(config.agent))
+    return dataclasses.replace(config, train=train, agent=agent)
+
+
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply `key=value` strings; keys are field names of the train or agent config, or
-    dotted (`train.grad_steps=10`, `agent.hidden=256,256`)."""
+    dotted (`train.grad_steps=10`, `agent.hidden=256,256`). An `algo=` override is applied
+    first, so the other keys may name fields of that algorithm's config."""
+    pairs = [_split(item) for item in overrides]
+    for key, text in pairs:
+        if key in ("algo", "train.algo"):
+            config = with_algo(config, text)
     sections = {"train": config.train, "agent": config.agent}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        key, text = item.split("=", 1)
+    for key, text in pairs:
         section, _, name = key.rpartition(".")
         if section and section not in sections:
             raise ValueError(f"unknown section {section!r} in {key!r}; use train. or agent.")
@@ -163,7 +190,4 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         obj = sections[found[0]]
         value = _parse_value(text, getattr(obj, name), key)
         sections[found[0]] = dataclasses.replace(obj, **{name: value})
-    train, agent = sections["train"], sections["agent"]
-    if train.algo != config.train.algo:
-        agent = _build(algo_classes(train.algo)[0], dataclasses.asdict(agent))
-    return dataclasses.replace(config, train=train, agent=agent)
+    return dataclasses.replace(config, train=sections["train"], agent=sections["agent"])

@@ -5,11 +5,19 @@ A new skill-discovery algorithm is one file in this package plus one line here.
 
 from __future__ import annotations
 
+from metra.agents.cic import CICAgent, CICConfig
+from metra.agents.dads import DADSAgent, DADSConfig
+from metra.agents.diayn import DIAYNAgent, DIAYNConfig
+from metra.agents.lsd import LSDAgent, LSDConfig
 from metra.agents.metra import MetraAgent, MetraConfig
 from metra.agents.sac import SACAgent, SACConfig
 
 SKILL_AGENTS: dict[str, tuple[type, type]] = {
     "metra": (MetraConfig, MetraAgent),
+    "lsd": (LSDConfig, LSDAgent),
+    "diayn": (DIAYNConfig, DIAYNAgent),
+    "dads": (DADSConfig, DADSAgent),
+    "cic": (CICConfig, CICAgent),
 }
 
 __all__ = ["SKILL_AGENTS", "MetraAgent", "MetraConfig", "SACAgent", "SACConfig"]

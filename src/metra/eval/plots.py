@@ -49,17 +49,17 @@ def _two_d(values: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tupl
 
 
 def plot_skills(traj: Trajectories, agent: Any, spec: EnvSpec, out_dir: Path) -> list[Path]:
-    """skills_xy.png (coverage coordinates) and skills_phi.png (the learned latent space)."""
+    """skills_xy.png (coverage coordinates) and, for agents with a phi (METRA, LSD),
+    skills_phi.png (the learned latent space)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = skill_colors(traj.latents[0])
-    phi = np.asarray(agent.phi(traj.obs))
-    d = phi.shape[-1]
+    panels = [("skills_xy", traj.coords, spec.coord_names)]
+    if hasattr(agent, "phi"):
+        phi = np.asarray(agent.phi(traj.obs))
+        panels.append(("skills_phi", phi, tuple(f"phi {i + 1}" for i in range(phi.shape[-1]))))
     paths = []
-    for name, values, names in (
-        ("skills_xy", traj.coords, spec.coord_names),
-        ("skills_phi", phi, tuple(f"phi {i + 1}" for i in range(d))),
-    ):
+    for name, values, names in panels:
         points, labels = _two_d(values, names)
         fig, ax = plt.subplots(figsize=(5, 5))
         _draw(ax, points, colors, labels)

@@ -40,7 +40,8 @@ def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
 
 
 def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:
-    """Coverage (and goal reaching for continuous skills); writes RUN_DIR/eval.json."""
+    """Coverage, and zero-shot goal reaching for agents with a goal rule (METRA, LSD) and
+    continuous skills; writes RUN_DIR/eval.json."""
     run_dir = Path(run_dir)
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
@@ -52,7 +53,7 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
         "coverage": coverage_of(traj),
         "coverage_random_policy": random_coverage(env_name, int(traj.latents.shape[1])),
     }
-    if not agent.config.discrete:
+    if hasattr(agent, "goal_latent") and not agent.config.discrete:
         result.update(goal_reaching(agent, env_name, goals, EVAL_SEED))
     (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result

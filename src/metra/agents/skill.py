@@ -1,0 +1,169 @@
+"""What every skill-discovery agent shares: the skill prior, the observation normalizer and
+the SAC backbone.
+
+A skill agent is this base plus a representation (phi, a discriminator, a skill-dynamics
+model, ...) that it updates on each batch and that defines the intrinsic reward. One update
+step is: the representation, then SAC on the reward from the representation just updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import flax.struct as struct
+import jax
+import jax.numpy as jnp
+
+from metra.agents.base import Agent, Batch, Metrics, require_key
+from metra.agents.sac import SACConfig, SACCore
+
+PRIORS = ("sphere", "gaussian", "uniform")
+
+
+@dataclass(frozen=True)
+class SkillConfig:
+    """The skill space and the SAC backbone; the defaults are METRA's official state-based
+    ones, which the METRA paper uses for every method it compares."""
+
+    latent_dim: int = 2  # D: size of the skill
+    discrete: bool = False  # one-hot skills of size D instead of a continuous prior
+    # Continuous prior: "sphere" (unit vectors), "gaussian" (N(0, I)), "uniform" ([0, 1]^D).
+    continuous_prior: str = "sphere"
+    hidden: tuple[int, ...] = (1024, 1024)  # width of every MLP of the agent
+    lr: float = 1e-4  # Adam step size for every network and learned scalar
+    discount: float = 0.99
+    tau: float = 0.005  # Polyak rate of the target critics
+    init_temperature: float = 0.01  # initial SAC alpha
+    learn_temperature: bool = True
+    target_entropy_scale: float = 0.5  # target entropy = -scale * |A|
+
+    def __post_init__(self) -> None:
+        if self.continuous_prior not in PRIORS:
+            raise ValueError(f"continuous_prior must be one of {PRIORS}")
+        if self.latent_dim < 1 or (self.discrete and self.latent_dim < 2):
+            raise ValueError(f"latent_dim {self.latent_dim} is too small")
+
+    def sac(self) -> SACConfig:
+        return SACConfig(
+            hidden=self.hidden,
+            lr=self.lr,
+            discount=self.discount,
+            tau=self.tau,
+            init_temperature=self.init_temperature,
+            learn_temperature=self.learn_temperature,
+            target_entropy_scale=self.target_entropy_scale,
+        )
+
+
+def sample_skills(
+    key: jax.Array, n: int, latent_dim: int, discrete: bool, prior: str = "sphere"
+) -> jax.Array:
+    """n skills from the prior: uniform one-hot, or a continuous prior from `PRIORS`."""
+    if discrete:
+        return jax.nn.one_hot(jax.random.randint(key, (n,), 0, latent_dim), latent_dim)
+    if prior == "uniform":
+        return jax.random.uniform(key, (n, latent_dim))
+    z = jax.random.normal(key, (n, latent_dim))
+    if prior == "gaussian":
+        return z
+    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+
+def normalizer(obs_dim: int, mean: Any, std: Any) -> tuple[jax.Array, jax.Array]:
+    """Checked normalizer statistics (None: identity)."""
+    mean = jnp.zeros(obs_dim) if mean is None else jnp.asarray(mean, jnp.float32)
+    std = jnp.ones(obs_dim) if std is None else jnp.asarray(std, jnp.float32)
+    if mean.shape != (obs_dim,) or std.shape != (obs_dim,):
+        raise ValueError(f"normalizer shapes {mean.shape}, {std.shape} != ({obs_dim},)")
+    return mean, std
+
+
+class SkillAgent(Agent):
+    """The shared part of a skill agent; subclasses add their representation's fields and
+    define `init_representation`, `update_representation` and `_reward`."""
+
+    sac: SACCore
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    rng: jax.Array
+    config: Any = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(
+        cls,
+        config: SkillConfig,
+        obs_dim: int,
+        act_dim: int,
+        seed: int,
+        obs_mean: Any = None,
+        obs_std: Any = None,
+    ) -> Any:
+        """`obs_mean`/`obs_std` fix the observation normalizer (None: identity)."""
+        key, k_sac, k_rep = jax.random.split(jax.random.PRNGKey(seed), 3)
+        mean, std = normalizer(obs_dim, obs_mean, obs_std)
+        return cls(
+            sac=SACCore.create(k_sac, obs_dim + config.latent_dim, act_dim, config.sac()),
+            obs_mean=mean,
+            obs_std=std,
+            rng=key,
+            config=config,
+            **cls.init_representation(k_rep, config, obs_dim),
+        )
+
+    @classmethod
+    def init_representation(cls, key: jax.Array, config: Any, obs_dim: int) -> dict[str, Any]:
+        """The subclass's own fields, freshly initialized."""
+        raise NotImplementedError
+
+    def update_representation(self, batch: Batch) -> tuple[Any, jax.Array, Metrics]:
+        """One step of the representation; returns (agent, reward of the batch, metrics)."""
+        raise NotImplementedError
+
+    def _reward(self, batch: Batch) -> jax.Array:
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------
+    def _normalize(self, obs: jax.Array) -> jax.Array:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def _policy_input(self, obs: jax.Array, latent: jax.Array) -> jax.Array:
+        return jnp.concatenate([self._normalize(obs), latent], -1)
+
+    @jax.jit
+    def intrinsic_reward(self, batch: Batch) -> jax.Array:
+        """The reward SAC would get for `batch` (obs, next_obs, latent) right now."""
+        return self._reward(batch)
+
+    @partial(jax.jit, static_argnames="n")
+    def sample_latents(self, key: jax.Array, n: int) -> jax.Array:
+        cfg = self.config
+        return sample_skills(key, n, cfg.latent_dim, cfg.discrete, cfg.continuous_prior)
+
+    @partial(jax.jit, static_argnames="deterministic")
+    def act(
+        self,
+        obs: jax.Array,
+        latent: jax.Array,
+        deterministic: bool = False,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Actions in [-1, 1] for raw observations and skills."""
+        require_key(key, deterministic)
+        return self.sac.sample_action(self._policy_input(obs, latent), key, deterministic)
+
+    def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
+        """The representation, then SAC (critics, policy, temperature) on its reward; the
+        batch has obs, action, next_obs, latent and mask."""
+        agent, reward, rep_metrics = self.update_representation(batch)
+        sac_batch = {
+            "obs": agent._policy_input(batch["obs"], batch["latent"]),
+            "next_obs": agent._policy_input(batch["next_obs"], batch["latent"]),
+            "action": batch["action"],
+            "reward": jax.lax.stop_gradient(reward),
+            "mask": batch["mask"],
+        }
+        rng, key = jax.random.split(agent.rng)
+        sac, metrics = agent.sac.update(sac_batch, key)
+        return agent.replace(sac=sac, rng=rng), {**metrics, **rep_metrics}
