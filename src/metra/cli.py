@@ -57,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
     ev.add_argument("--goals", type=int, default=50, help="goals for goal reaching (default 50)")
 
+    cp = sub.add_parser(
+        "compare",
+        help="train several algorithms x seeds on a preset; plot coverage against env steps",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_preset_table(),
+    )
+    cp.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), metavar="NAME")
+    cp.add_argument(
+        "--algos",
+        default=",".join(SKILL_AGENTS),
+        help=f"comma-separated (default {','.join(SKILL_AGENTS)})",
+    )
+    cp.add_argument("--steps", type=int, help="env steps per run (default: the preset's)")
+    cp.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per algorithm (3)")
+    cp.add_argument("--workers", type=int, help="runs at once (default: one per CPU core)")
+    cp.add_argument("--out", help="folder of the runs and plots (default runs/compare-PRESET)")
+    cp.add_argument("overrides", nargs="*", metavar="key=value")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -84,6 +102,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not args.no_eval:
                 print(json.dumps(evaluate(run_dir), indent=2))
+        elif args.command == "compare":
+            from metra.compare import compare
+
+            algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+            paths = compare(
+                args.preset,
+                algos,
+                args.steps,
+                args.seeds,
+                args.out,
+                args.workers,
+                args.overrides,
+            )
+            print("\n".join(str(p) for p in paths))
         elif args.command == "eval":
             from metra.eval.run import evaluate
 
@@ -93,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in plot(args.run_dir, args.skills, args.video):
                 print(path)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"metra: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -55,6 +55,14 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (checkpoint_dir(run_dir) / "state.json").exists()
 
 
+def saved_env_steps(run_dir: Path) -> int:
+    """Env steps of a run folder's last checkpoint (0 when it has none)."""
+    if not has_checkpoint(run_dir):
+        return 0
+    state = json.loads((checkpoint_dir(run_dir) / "state.json").read_text())
+    return int(state["counters"]["env_steps"])
+
+
 def load_checkpoint(
     run_dir: Path, template: Any, replay: ReplayBuffer | None = None
 ) -> tuple[Any, Counters]:

@@ -1,0 +1,193 @@
+"""`metra compare`: several algorithms and seeds on one preset, then one coverage plot.
+
+Each (algorithm, seed) trains in its own process (`metra train`) into OUT/ALGO-seedS, as
+many at once as there are workers; a rerun resumes unfinished runs and skips finished ones.
+The curves come from each run's progress.csv (coverage at every `eval_every`), beside the
+coverage of a uniformly random policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from metra.agents import SKILL_AGENTS
+from metra.api import resolve_config
+from metra.eval.run import random_coverage
+from metra.eval.skills import EVAL_SEED
+from metra.train.checkpoint import saved_env_steps
+from metra.train.logging import read_progress
+
+# One XLA thread per process when several runs share the CPU: faster than oversubscribing.
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+RANDOM = "random"  # the name of the random-policy row
+
+
+def _command(preset: str, algo: str, seed: int, steps: int, run_dir: Path, overrides: list[str]):
+    base = [sys.executable, "-m", "metra.cli", "train", "--steps", str(steps), "--no-eval"]
+    if saved_env_steps(run_dir) > 0:
+        return [*base, "--resume", str(run_dir)]
+    return [
+        *base,
+        *("--preset", preset, "--algo", algo, "--seed", str(seed), "--out", str(run_dir)),
+        *overrides,
+    ]
+
+
+def run_all(
+    preset: str,
+    algos: list[str],
+    seeds: int,
+    steps: int,
+    out: Path,
+    workers: int,
+    overrides: list[str],
+    progress: bool = True,
+) -> None:
+    """Train every (algo, seed) not yet at `steps`, `workers` processes at a time; each
+    writes its output to OUT/ALGO-seedS.log. Raises if any run fails."""
+    jobs = [
+        (algo, seed, out / f"{algo}-seed{seed}")
+        for algo in algos
+        for seed in range(seeds)
+        if saved_env_steps(out / f"{algo}-seed{seed}") < steps
+    ]
+    env = dict(os.environ)
+    if workers > 1:
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()
+    running: list[tuple[str, subprocess.Popen]] = []
+    failed: list[str] = []
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(jobs), unit="run", disable=not progress, desc="compare")
+    pending = list(jobs)
+    while pending or running:
+        while pending and len(running) < workers:
+            algo, seed, run_dir = pending.pop(0)
+            log = (out / f"{algo}-seed{seed}.log").open("a")
+            cmd = _command(preset, algo, seed, steps, run_dir, overrides)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((run_dir.name, proc))
+        time.sleep(1.0)
+        for name, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((name, proc))
+                bar.update(1)
+                if proc.returncode != 0:
+                    failed.append(name)
+        bar.set_postfix_str(", ".join(name for name, _ in running), refresh=False)
+    bar.close()
+    if failed:
+        raise RuntimeError(
+            f"runs failed: {', '.join(failed)}; see their .log files in {out}, fix, and rerun "
+            "the same command to resume"
+        )
+
+
+def coverage_curves(out: Path, algos: list[str], seeds: int) -> dict[str, dict[int, list[int]]]:
+    """algo -> env steps -> coverage of each seed, at the steps every seed has reached."""
+    curves: dict[str, dict[int, list[int]]] = {}
+    for algo in algos:
+        per_seed = []
+        for seed in range(seeds):
+            rows = read_progress(out / f"{algo}-seed{seed}")
+            per_seed.append(
+                {int(r["env_steps"]): int(float(r["coverage"])) for r in rows if r.get("coverage")}
+            )
+        common = sorted(set.intersection(*(set(p) for p in per_seed)))
+        curves[algo] = {step: [p[step] for p in per_seed] for step in common}
+    return curves
+
+
+def write_summary(
+    out: Path, curves: dict[str, dict[int, list[int]]], random_cov: list[int], title: str
+) -> tuple[Path, Path]:
+    """compare.csv (mean, std, min, max over seeds per algo and step) and compare.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv_path, png_path = out / "compare.csv", out / "compare.png"
+    last_step = max((max(c) for c in curves.values() if c), default=0)
+    rows = [(algo, step, vals) for algo, c in curves.items() for step, vals in c.items()]
+    rows += [(RANDOM, step, random_cov) for step in (0, last_step)]
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "algo",
+                "env_steps",
+                "coverage_mean",
+                "coverage_std",
+                "coverage_min",
+                "coverage_max",
+                "seeds",
+            ]
+        )
+        for algo, step, vals in rows:
+            v = np.asarray(vals, float)
+            writer.writerow(
+                [
+                    algo,
+                    step,
+                    f"{v.mean():.2f}",
+                    f"{v.std():.2f}",
+                    int(v.min()),
+                    int(v.max()),
+                    len(v),
+                ]
+            )
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for algo, c in curves.items():
+        if not c:
+            continue
+        steps = np.array(sorted(c))
+        v = np.array([c[s] for s in steps], float)
+        (line,) = ax.plot(steps, v.mean(1), marker="o", ms=3, label=f"{algo} ({v.shape[1]})")
+        ax.fill_between(steps, v.min(1), v.max(1), color=line.get_color(), alpha=0.2)
+    r = np.asarray(random_cov, float)
+    ax.axhline(r.mean(), color="gray", ls="--", label="random policy")
+    ax.axhspan(r.min(), r.max(), color="gray", alpha=0.15)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("coverage (1x1 bins)")
+    ax.set_title(f"{title}: mean over seeds, band = min..max")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return csv_path, png_path
+
+
+def compare(
+    preset: str,
+    algos: list[str],
+    steps: int | None = None,
+    seeds: int = 3,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
+) -> tuple[Path, Path]:
+    """Train `algos` x `seeds` on `preset` and write OUT/compare.csv and OUT/compare.png."""
+    unknown = [a for a in algos if a not in SKILL_AGENTS]
+    if unknown or not algos:
+        raise ValueError(f"unknown algos {unknown}; known: {', '.join(SKILL_AGENTS)}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    config = resolve_config(preset, steps, overrides=overrides)
+    steps = config.train.total_steps
+    out = Path(out) if out is not None else Path("runs") / f"compare-{preset}"
+    workers = workers or min(len(algos) * seeds, os.cpu_count() or 1)
+    run_all(preset, algos, seeds, steps, out, workers, list(overrides), progress)
+    curves = coverage_curves(out, algos, seeds)
+    episodes = config.agent.latent_dim if config.agent.discrete else config.train.eval_skills
+    random_cov = [random_coverage(config.train.env, episodes, EVAL_SEED + i) for i in range(seeds)]
+    return write_summary(out, curves, random_cov, f"{preset}, {steps} env steps")
