@@ -16,6 +16,12 @@ def _preset_table() -> str:
     )
 
 
+def _task_names() -> list[str]:
+    from metra.envs.downstream import TASKS
+
+    return list(TASKS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metra",
@@ -75,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", help="folder of the runs and plots (default runs/compare-PRESET)")
     cp.add_argument("overrides", nargs="*", metavar="key=value")
 
+    ds = sub.add_parser(
+        "downstream",
+        help="hierarchical SAC over a run's frozen skills on a task, against flat SAC",
+    )
+    ds.add_argument("run_dir", help="a skill run (its env must match the task's)")
+    ds.add_argument("--task", required=True, help=f"one of: {', '.join(_task_names())}")
+    ds.add_argument("--steps", type=int, help="low-level env steps per agent (400000)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--out", help="output folder (default RUN_DIR/downstream/TASK)")
+    ds.add_argument("--no-flat", action="store_true", help="skip the flat SAC baseline")
+    ds.add_argument("--skill-steps", type=int, default=25, help="K, low-level steps per skill (25)")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -114,6 +132,19 @@ def main(argv: list[str] | None = None) -> int:
                 args.out,
                 args.workers,
                 args.overrides,
+            )
+            print("\n".join(str(p) for p in paths))
+        elif args.command == "downstream":
+            from metra.train.downstream import run_downstream
+
+            paths = run_downstream(
+                args.run_dir,
+                args.task,
+                args.steps,
+                args.seed,
+                args.out,
+                flat=not args.no_flat,
+                skill_steps=args.skill_steps,
             )
             print("\n".join(str(p) for p in paths))
         elif args.command == "eval":

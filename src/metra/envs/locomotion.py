@@ -55,12 +55,20 @@ class GymLocomotion:
     """`num_envs` Gymnasium MuJoCo envs stepped in lockstep; the time limit is ours."""
 
     def __init__(
-        self, spec: EnvSpec, num_envs: int = 1, seed: int = 0, render_size: int = 256
+        self,
+        spec: EnvSpec,
+        num_envs: int = 1,
+        seed: int = 0,
+        render_size: int = 256,
+        xml_file: str | None = None,
     ) -> None:
+        """`xml_file` replaces the MuJoCo model (same bodies and joints, e.g. with hurdles)."""
         self.spec = spec
         self.num_envs = num_envs
         self.seed = seed
         gym_id, kwargs = _GYM_IDS[spec.name]
+        if xml_file is not None:
+            kwargs = {**kwargs, "xml_file": xml_file}
         self._envs = [
             gym.make(
                 gym_id,

@@ -45,7 +45,7 @@ def read_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_dict(json.loads(path.read_text()))
 
 
-def _replay_fields(spec: EnvSpec, latent_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+def replay_fields(spec: EnvSpec, latent_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     f32 = np.float32
     return {
         "obs": ((spec.obs_dim,), f32),
@@ -94,7 +94,7 @@ class SkillTrainer:
         self.spec = env_spec(self.cfg.env)
         self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
         self.replay = ReplayBuffer(
-            self.cfg.replay_size, _replay_fields(self.spec, config.agent.latent_dim)
+            self.cfg.replay_size, replay_fields(self.spec, config.agent.latent_dim)
         )
         self.agent = create_agent(config, self.spec)
         self.counters = Counters()

@@ -1,0 +1,216 @@
+"""`metra downstream`: hierarchical control with frozen skills against flat SAC.
+
+The hierarchical agent is SAC whose action picks a skill every K low-level steps (see
+`SkillHierarchy`); the flat agent is SAC on the task's low-level actions from scratch. Both
+see the same task observation and reward and are compared at equal low-level env steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from metra.agents.sac import SACAgent, SACConfig
+from metra.envs.downstream import TASKS, SkillHierarchy, make_task
+from metra.eval.skills import EVAL_SEED, random_policy, skill_policy
+from metra.replay import ReplayBuffer
+from metra.rollout import rollout
+from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.train.logging import RunLogger, read_progress
+from metra.train.online import replay_fields
+
+
+@dataclass(frozen=True)
+class DownstreamConfig:
+    """One downstream run. Steps count low-level env steps for both agents."""
+
+    task: str
+    hierarchical: bool
+    seed: int = 0
+    total_steps: int = 400_000
+    num_envs: int = 8  # episodes per epoch, stepped as one batch
+    skill_steps: int = 25  # K: low-level steps per skill choice
+    grad_steps: int = 50  # SAC updates per epoch
+    batch_size: int = 256
+    min_replay: int = 10_000  # transitions (of the agent's own level) before updates start
+    replay_size: int = 1_000_000
+    eval_every: int = 20_000  # low-level env steps between deterministic evaluations
+    sac: SACConfig = field(default_factory=SACConfig)
+
+    @classmethod
+    def default(cls, task: str, hierarchical: bool, **changes: Any) -> DownstreamConfig:
+        """The schedule of each level: the high level sees 1/K as many transitions, so it
+        takes fewer updates per epoch and starts learning after fewer of them."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        level = dict(grad_steps=16, min_replay=512) if hierarchical else {}
+        return cls(task=task, hierarchical=hierarchical, **{**level, **changes})
+
+
+class DownstreamTrainer:
+    """SAC on a task (flat) or on a skill hierarchy over it; logs returns to progress.csv."""
+
+    def __init__(self, config: DownstreamConfig, run_dir: Path, skill_agent: Any = None):
+        self.config, self.run_dir = config, Path(run_dir)
+        if config.hierarchical and skill_agent is None:
+            raise ValueError("a hierarchical run needs the frozen skill agent")
+        self.env = self._make_env(config.num_envs, config.seed, skill_agent)
+        self.eval_env = self._make_env(config.num_envs, EVAL_SEED, skill_agent)
+        spec = self.env.spec
+        self.low_steps_per_episode = self.env.spec.episode_len * (
+            config.skill_steps if config.hierarchical else 1
+        )
+        self.replay = ReplayBuffer(config.replay_size, replay_fields(spec, 0))
+        self.agent = SACAgent.create(config.sac, spec.obs_dim, spec.act_dim, config.seed)
+        self.counters = Counters()
+        resume = has_checkpoint(self.run_dir)
+        if resume:
+            self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_json = json.dumps(dataclasses.asdict(config), indent=2)
+        (self.run_dir / "config.json").write_text(config_json)
+        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        self.no_latent = np.zeros((config.num_envs, 0), np.float32)
+
+    def _make_env(self, n: int, seed: int, skill_agent: Any) -> Any:
+        task = make_task(self.config.task, n, seed)
+        if self.config.hierarchical:
+            return SkillHierarchy(task, skill_agent, self.config.skill_steps)
+        return task
+
+    def _returns(self, policy: Any, env: Any, seed: int) -> tuple[float, Any]:
+        traj = rollout(env, policy, seed)
+        return float(traj.rewards.sum(0).mean()), traj
+
+    def evaluate(self) -> float:
+        """Mean return of deterministic episodes on the evaluation seed."""
+        policy = skill_policy(self.agent, self.no_latent, deterministic=True)
+        return self._returns(policy, self.eval_env, EVAL_SEED)[0]
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg, c = self.config, self.counters
+        seed = int(np.random.SeedSequence([cfg.seed, c.epoch]).generate_state(1)[0])
+        if len(self.replay) < cfg.min_replay:
+            policy = random_policy(self.env.spec.act_dim, self.no_latent, seed)
+        else:
+            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
+            policy = skill_policy(self.agent, self.no_latent, deterministic=False, key=key)
+        train_return, traj = self._returns(policy, self.env, seed)
+        self.replay.add(traj.transitions(bootstrap_time_limit=True))
+        c.env_steps += cfg.num_envs * self.low_steps_per_episode
+        c.epoch += 1
+        row = {"train_return": train_return}
+        if len(self.replay) >= cfg.min_replay:
+            rng = np.random.default_rng([cfg.seed, c.epoch, 1])
+            self.agent, metrics = self.agent.update(
+                self.replay.sample(rng, cfg.grad_steps, cfg.batch_size)
+            )
+            c.updates += cfg.grad_steps
+            row.update({k: float(v) for k, v in metrics.items()})
+        return row
+
+    def run(self, progress: bool = True) -> Path:
+        cfg, c = self.config, self.counters
+        name = "hierarchical" if cfg.hierarchical else "flat"
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=min(c.env_steps, cfg.total_steps),
+            unit="step",
+            unit_scale=True,
+            disable=not progress,
+            desc=f"{cfg.task} {name}",
+        )
+        try:
+            while c.env_steps < cfg.total_steps:
+                before = c.env_steps
+                row = self.train_epoch()
+                if c.env_steps // cfg.eval_every > before // cfg.eval_every or (
+                    c.env_steps >= cfg.total_steps
+                ):
+                    row["eval_return"] = self.evaluate()
+                    bar.set_postfix(eval_return=f"{row['eval_return']:.2f}", refresh=False)
+                    save_checkpoint(self.run_dir, self.agent, c, self.replay)
+                self.logger.log(c.env_steps, row)
+                bar.update(c.env_steps - before)
+        finally:
+            bar.close()
+            self.logger.close()
+        return self.run_dir
+
+
+def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = [r for r in read_progress(run_dir) if r.get("eval_return")]
+    return (
+        np.array([int(r["env_steps"]) for r in rows]),
+        np.array([float(r["eval_return"]) for r in rows]),
+    )
+
+
+def write_downstream_summary(out: Path, task: str, runs: dict[str, Path]) -> tuple[Path, Path]:
+    """downstream.csv (eval return of each agent against env steps) and downstream.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv_path, png_path = out / "downstream.csv", out / "downstream.png"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["agent", "env_steps", "eval_return"])
+        for name, run_dir in runs.items():
+            steps, returns = eval_curve(run_dir)
+            writer.writerows((name, s, f"{r:.4f}") for s, r in zip(steps, returns, strict=True))
+            ax.plot(steps, returns, marker="o", ms=3, label=name)
+    ax.set_xlabel("low-level env steps")
+    ax.set_ylabel("eval return (deterministic)")
+    ax.set_title(f"{task}: {TASKS[task].info.description}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return csv_path, png_path
+
+
+def run_downstream(
+    skill_run: str | Path,
+    task: str,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    flat: bool = True,
+    progress: bool = True,
+    **changes: Any,
+) -> tuple[Path, Path]:
+    """Train the hierarchical agent on the frozen skills of `skill_run` (and flat SAC, unless
+    `flat` is False) on `task`; an existing OUT resumes. Returns (csv, png)."""
+    from metra.eval.run import load
+    from metra.train.online import read_config
+
+    skill_run = Path(skill_run)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    env = read_config(skill_run).train.env
+    needed = TASKS[task].info.base.name
+    if env != needed:
+        raise ValueError(f"task {task} needs skills trained on {needed}, {skill_run} is {env}")
+    if steps is not None:
+        changes["total_steps"] = steps
+    out = Path(out) if out is not None else skill_run / "downstream" / task
+    runs = {}
+    for hierarchical in (True, False) if flat else (True,):
+        name = "hierarchical" if hierarchical else "flat SAC"
+        config = DownstreamConfig.default(task, hierarchical, seed=seed, **changes)
+        agent = load(skill_run) if hierarchical else None
+        run_dir = out / ("hierarchical" if hierarchical else "flat")
+        runs[name] = DownstreamTrainer(config, run_dir, agent).run(progress)
+    return write_downstream_summary(out, task, runs)
