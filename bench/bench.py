@@ -1,11 +1,12 @@
-"""Speed figures of the state-based METRA stack, printed as JSON.
+"""Speed figures of the state-based skill-discovery stack, printed as JSON.
 
-    python bench/bench.py            # all figures (about 3 minutes on a 2-core CPU)
-    python bench/bench.py --quick    # fewer repetitions
+    python bench/bench.py            # all figures (about 8 minutes on a 2-core CPU)
+    python bench/bench.py --quick    # fewer repetitions, width 256 only
 
-Figures: raw Ant-v5 env steps/s (one env, random actions), METRA+SAC updates/s at batch 256
-for MLP widths 256 and 1024 (50 steps per jitted call, compile excluded), and end-to-end env
-steps/s of the `ant` preset at steady state (rollouts + updates, warm-up and compile excluded).
+Figures: raw Ant-v5 env steps/s (one env, random actions); updates/s (representation + SAC)
+of every skill algorithm at batch 256 for MLP widths 256 and 1024 (50 steps per jitted call,
+compile excluded); end-to-end env steps/s of the `ant` preset at steady state (rollouts +
+updates, warm-up and compile excluded).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from metra.agents.metra import MetraAgent, MetraConfig
+from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
 from metra.envs import make_env
 from metra.train.online import SkillTrainer
@@ -35,8 +36,9 @@ def env_steps_per_s(name: str, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def updates_per_s(width: int, calls: int, obs_dim: int = 29, act_dim: int = 8) -> float:
-    agent = MetraAgent.create(MetraConfig(hidden=(width, width)), obs_dim, act_dim, seed=0)
+def updates_per_s(algo: str, width: int, calls: int, obs_dim: int = 29, act_dim: int = 8) -> float:
+    config_cls, agent_cls = SKILL_AGENTS[algo]
+    agent = agent_cls.create(config_cls(hidden=(width, width)), obs_dim, act_dim, seed=0)
     rng = np.random.default_rng(0)
     k, b = 50, 256
     batch = {
@@ -86,10 +88,11 @@ def main() -> None:
         f"{jax.devices()[0].platform} x{jax.device_count()}",
         "jax": jax.__version__,
         "ant_env_steps_per_s": env_steps_per_s("ant", 2000 * reps),
-        "metra_updates_per_s_width256": updates_per_s(256, 4 * reps),
-        "metra_updates_per_s_width1024": updates_per_s(1024, reps),
+        "updates_per_s_width256": {a: updates_per_s(a, 256, 4 * reps) for a in SKILL_AGENTS},
         "ant_preset_end_to_end": end_to_end("ant", 2 * reps),
     }
+    if not args.quick:
+        figures["updates_per_s_width1024"] = {a: updates_per_s(a, 1024, 1) for a in SKILL_AGENTS}
     print(json.dumps(figures, indent=2))
 
 
