@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
+from metra.eval.plots import Curve, line_plot
 from metra.eval.run import random_coverage
 from metra.eval.skills import EVAL_SEED
 from metra.train.checkpoint import saved_env_steps
@@ -109,12 +110,7 @@ def write_summary(
     out: Path, curves: dict[str, dict[int, list[int]]], random_cov: list[int], title: str
 ) -> tuple[Path, Path]:
     """compare.csv (mean, std, min, max over seeds per algo and step) and compare.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    csv_path, png_path = out / "compare.csv", out / "compare.png"
+    csv_path = out / "compare.csv"
     last_step = max((max(c) for c in curves.values() if c), default=0)
     rows = [(algo, step, vals) for algo, c in curves.items() for step, vals in c.items()]
     rows += [(RANDOM, step, random_cov) for step in (0, last_step)]
@@ -144,26 +140,19 @@ def write_summary(
                     len(v),
                 ]
             )
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines = []
     for algo, c in curves.items():
-        if not c:
-            continue
         steps = np.array(sorted(c))
-        v = np.array([c[s] for s in steps], float)
-        (line,) = ax.plot(steps, v.mean(1), marker="o", ms=3, label=f"{algo} ({v.shape[1]})")
-        ax.fill_between(steps, v.min(1), v.max(1), color=line.get_color(), alpha=0.2)
+        v = np.array([c[s] for s in steps], float).reshape(len(steps), -1)
+        label = f"{algo} ({v.shape[1]} seeds)"
+        lines.append(Curve(label, steps, v.mean(1), (v.min(1), v.max(1))))
     r = np.asarray(random_cov, float)
-    ax.axhline(r.mean(), color="gray", ls="--", label="random policy")
-    ax.axhspan(r.min(), r.max(), color="gray", alpha=0.15)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("coverage (1x1 bins)")
-    ax.set_title(f"{title}: mean over seeds, band = min..max")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return csv_path, png_path
+    reference = Curve("random policy", np.zeros(1), r.mean(), (r.min(), r.max()))
+    title = f"{title}: mean over seeds, band = min..max"
+    png = line_plot(
+        out / "compare.png", lines, "env steps", "coverage (1x1 bins)", title, reference
+    )
+    return csv_path, png
 
 
 def compare(

@@ -19,8 +19,8 @@ import optax
 from flax.training.train_state import TrainState
 
 from metra.agents.base import Batch, Metrics
-from metra.agents.metra import directional_reward, goal_direction
-from metra.agents.skill import SkillAgent, SkillConfig
+from metra.agents.metra import DirectionalAgent, directional_reward
+from metra.agents.skill import SkillConfig
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,9 @@ class SpectralMLP(nn.Module):
         return x
 
 
-class LSDAgent(SkillAgent):
+class LSDAgent(DirectionalAgent):
     """Spectrally normalized phi and a SAC skill policy."""
 
-    phi_state: TrainState
     phi_stats: Any  # the power-iteration vectors and sigma estimates of every layer
 
     @classmethod
@@ -68,20 +67,6 @@ class LSDAgent(SkillAgent):
     def _phi(self, params: Any, obs: jax.Array) -> jax.Array:
         variables = {"params": params, "batch_stats": self.phi_stats}
         return self.phi_state.apply_fn(variables, self._normalize(obs))
-
-    @jax.jit
-    def phi(self, obs: jax.Array) -> jax.Array:
-        """phi(s) for raw observations [..., obs_dim]."""
-        return self._phi(self.phi_state.params, obs)
-
-    def _reward(self, batch: Batch) -> jax.Array:
-        params = self.phi_state.params
-        diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
-        return directional_reward(diff, batch["latent"], self.config.discrete)
-
-    @jax.jit
-    def goal_latent(self, obs: jax.Array, goal_obs: jax.Array) -> jax.Array:
-        return goal_direction(self.phi(obs), self.phi(goal_obs))
 
     def refresh_spectral_stats(self) -> LSDAgent:
         """One more power-iteration step for every layer's sigma (no gradient step)."""

@@ -69,10 +69,33 @@ def phi_train_state(key: jax.Array, config: SkillConfig, obs_dim: int) -> TrainS
     )
 
 
-class MetraAgent(SkillAgent):
-    """phi, lambda and a SAC skill policy; observations are normalized inside."""
+class DirectionalAgent(SkillAgent):
+    """A skill agent rewarded by (phi(s') - phi(s))^T z that reaches goals zero-shot by
+    following phi(g) - phi(s): what METRA and LSD share. Subclasses define `_phi`."""
 
     phi_state: TrainState
+
+    def _phi(self, params: Any, obs: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    @jax.jit
+    def phi(self, obs: jax.Array) -> jax.Array:
+        """phi(s) for raw observations [..., obs_dim]."""
+        return self._phi(self.phi_state.params, obs)
+
+    def _reward(self, batch: Batch) -> jax.Array:
+        params = self.phi_state.params
+        diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
+        return directional_reward(diff, batch["latent"], self.config.discrete)
+
+    @jax.jit
+    def goal_latent(self, obs: jax.Array, goal_obs: jax.Array) -> jax.Array:
+        return goal_direction(self.phi(obs), self.phi(goal_obs))
+
+
+class MetraAgent(DirectionalAgent):
+    """phi, lambda and a SAC skill policy; observations are normalized inside."""
+
     log_lambda: TrainState
 
     @classmethod
@@ -87,23 +110,9 @@ class MetraAgent(SkillAgent):
     def _phi(self, params: Any, obs: jax.Array) -> jax.Array:
         return self.phi_state.apply_fn(params, self._normalize(obs))
 
-    @jax.jit
-    def phi(self, obs: jax.Array) -> jax.Array:
-        """phi(s) for raw observations [..., obs_dim]."""
-        return self._phi(self.phi_state.params, obs)
-
     def _sq_dist(self, diff: jax.Array) -> jax.Array:
         sq = diff**2
         return sq.mean(-1) if self.config.dist_reduce == "mean" else sq.sum(-1)
-
-    def _reward(self, batch: Batch) -> jax.Array:
-        params = self.phi_state.params
-        diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
-        return directional_reward(diff, batch["latent"], self.config.discrete)
-
-    @jax.jit
-    def goal_latent(self, obs: jax.Array, goal_obs: jax.Array) -> jax.Array:
-        return goal_direction(self.phi(obs), self.phi(goal_obs))
 
     def update_representation(self, batch: Batch) -> tuple[MetraAgent, jax.Array, Metrics]:
         """phi, then lambda; the reward comes from the phi just updated."""

@@ -3,6 +3,7 @@ coverage curve."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,49 @@ def plot_skills(traj: Trajectories, agent: Any, spec: EnvSpec, out_dir: Path) ->
     return paths
 
 
+@dataclass
+class Curve:
+    """One line of a line plot, with an optional shaded band (e.g. min..max over seeds)."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    band: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def line_plot(
+    path: Path,
+    curves: list[Curve],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    reference: Curve | None = None,
+) -> Path:
+    """Curves against env steps; `reference` (y of one value, band optional) is drawn as a
+    dashed horizontal line, e.g. a random policy's figure."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for curve in curves:
+        (line,) = ax.plot(curve.x, curve.y, marker="o", ms=3, label=curve.label)
+        if curve.band is not None:
+            ax.fill_between(curve.x, *curve.band, color=line.get_color(), alpha=0.2)
+    if reference is not None:
+        ax.axhline(float(reference.y), color="gray", ls="--", label=reference.label)
+        if reference.band is not None:
+            ax.axhspan(*reference.band, color="gray", alpha=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1 or reference is not None:
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_coverage_curve(run_dir: Path) -> Path | None:
     """plots/coverage.png from progress.csv (None before the first evaluation)."""
     from metra.train.logging import read_progress
@@ -83,14 +127,6 @@ def plot_coverage_curve(run_dir: Path) -> Path | None:
         return None
     steps = np.array([float(r["env_steps"]) for r in rows])
     cov = np.array([float(r["coverage"]) for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, cov, marker="o")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("coverage (1x1 bins)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    curve = Curve("coverage", steps, cov)
     path = Path(run_dir) / "plots" / "coverage.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return line_plot(path, [curve], "env steps", "coverage (1x1 bins)")

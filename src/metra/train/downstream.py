@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.downstream import TASKS, SkillHierarchy, make_task
+from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, skill_policy
 from metra.replay import ReplayBuffer
 from metra.rollout import rollout
@@ -156,29 +157,20 @@ def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_downstream_summary(out: Path, task: str, runs: dict[str, Path]) -> tuple[Path, Path]:
     """downstream.csv (eval return of each agent against env steps) and downstream.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    csv_path, png_path = out / "downstream.csv", out / "downstream.png"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    csv_path = out / "downstream.csv"
+    curves = []
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["agent", "env_steps", "eval_return"])
         for name, run_dir in runs.items():
             steps, returns = eval_curve(run_dir)
             writer.writerows((name, s, f"{r:.4f}") for s, r in zip(steps, returns, strict=True))
-            ax.plot(steps, returns, marker="o", ms=3, label=name)
-    ax.set_xlabel("low-level env steps")
-    ax.set_ylabel("eval return (deterministic)")
-    ax.set_title(f"{task}: {TASKS[task].info.description}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return csv_path, png_path
+            curves.append(Curve(name, steps, returns))
+    title = f"{task}: {TASKS[task].info.description}"
+    png = line_plot(
+        out / "downstream.png", curves, "low-level env steps", "eval return (deterministic)", title
+    )
+    return csv_path, png
 
 
 def run_downstream(
