@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from metra.compare import compare
+from metra.compare import compare, final_table
 from metra.train.checkpoint import saved_env_steps
 from tests.conftest import TINY
 
@@ -23,6 +23,8 @@ def test_compare_two_algorithms(tmp_path) -> None:
     }
     assert all(int(r["seeds"]) == 1 and float(r["coverage_mean"]) > 0 for r in rows)
     assert png.stat().st_size > 1000
+    table = final_table(csv_path).splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| metra", "| diayn", "| random"]
     assert saved_env_steps(out / "diayn-seed0") == 1600
     # A rerun with a larger budget resumes the runs instead of starting over.
     log = (out / "metra-seed0.log").read_text()

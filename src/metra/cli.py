@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_eval:
                 print(json.dumps(evaluate(run_dir), indent=2))
         elif args.command == "compare":
-            from metra.compare import compare
+            from metra.compare import compare, final_table
 
             algos = [a.strip() for a in args.algos.split(",") if a.strip()]
             paths = compare(
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 args.overrides,
             )
+            print(final_table(paths[0]))
             print("\n".join(str(p) for p in paths))
         elif args.command == "downstream":
             from metra.train.downstream import run_downstream

@@ -155,6 +155,20 @@ def write_summary(
     return csv_path, png
 
 
+def final_table(csv_path: Path) -> str:
+    """A Markdown table of each algorithm's coverage at its last evaluation."""
+    last: dict[str, dict[str, str]] = {}
+    with Path(csv_path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            last[row["algo"]] = row
+    lines = ["| algo | env steps | coverage mean | std | min | max | seeds |", "|" + " --- |" * 7]
+    for algo, r in last.items():
+        cells = [algo, r["env_steps"], r["coverage_mean"], r["coverage_std"]]
+        cells += [r["coverage_min"], r["coverage_max"], r["seeds"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def compare(
     preset: str,
     algos: list[str],
