@@ -10,7 +10,7 @@ import pytest
 from metra.api import resolve_config, train
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.downstream import SkillHierarchy, make_task, skill_from_action
-from metra.train.downstream import run_downstream
+from metra.train.downstream import DownstreamConfig, run_downstream
 from metra.train.online import CONFIG_FILE
 from tests.conftest import TINY
 
@@ -121,11 +121,13 @@ def test_downstream_rejects_skills_of_another_env(tmp_path) -> None:
         run_downstream(run, "ant_multi_goals")
     with pytest.raises(ValueError, match="unknown task"):
         run_downstream(run, "maze")
+    with pytest.raises(ValueError, match="skill_steps=0"):
+        DownstreamConfig.default("ant_multi_goals", True, skill_steps=0)
 
 
 def test_downstream_end_to_end_on_tiny_ant_skills(tmp_path) -> None:
     skills = train("ant", steps=1600, out=tmp_path / "ant", overrides=TINY[1:], progress=False)
-    small = dict(min_replay=32, batch_size=16, grad_steps=2, eval_every=1600)
+    small = dict(min_replay=32, batch_size=16, grad_steps=2, eval_every=1600, eval_episodes=4)
     out = tmp_path / "ds"
     csv_path, png = run_downstream(
         skills, "ant_multi_goals", steps=3200, out=out, progress=False, **small

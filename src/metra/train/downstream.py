@@ -44,7 +44,15 @@ class DownstreamConfig:
     min_replay: int = 10_000  # transitions (of the agent's own level) before updates start
     replay_size: int = 1_000_000
     eval_every: int = 20_000  # low-level env steps between deterministic evaluations
+    eval_episodes: int = 32  # episodes per evaluation, on fixed evaluation seeds
     sac: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self) -> None:
+        counts = ("total_steps", "num_envs", "skill_steps", "grad_steps", "batch_size")
+        counts += ("min_replay", "replay_size", "eval_every", "eval_episodes")
+        bad = [f"{k}={getattr(self, k)}" for k in counts if getattr(self, k) < 1]
+        if bad:
+            raise ValueError(f"these must be >= 1: {', '.join(bad)}")
 
     @classmethod
     def default(cls, task: str, hierarchical: bool, **changes: Any) -> DownstreamConfig:
@@ -64,7 +72,7 @@ class DownstreamTrainer:
         if config.hierarchical and skill_agent is None:
             raise ValueError("a hierarchical run needs the frozen skill agent")
         self.env = self._make_env(config.num_envs, config.seed, skill_agent)
-        self.eval_env = self._make_env(config.num_envs, EVAL_SEED, skill_agent)
+        self.eval_env = self._make_env(config.eval_episodes, EVAL_SEED, skill_agent)
         spec = self.env.spec
         self.low_steps_per_episode = self.env.spec.episode_len * (
             config.skill_steps if config.hierarchical else 1
@@ -93,7 +101,8 @@ class DownstreamTrainer:
 
     def evaluate(self) -> float:
         """Mean return of deterministic episodes on the evaluation seed."""
-        policy = skill_policy(self.agent, self.no_latent, deterministic=True)
+        no_latent = np.zeros((self.config.eval_episodes, 0), np.float32)
+        policy = skill_policy(self.agent, no_latent, deterministic=True)
         return self._returns(policy, self.eval_env, EVAL_SEED)[0]
 
     def train_epoch(self) -> dict[str, float]:
