@@ -58,12 +58,12 @@ def test_help_lists_presets(capsys) -> None:
 
 
 def test_train_with_another_algorithm(tmp_path) -> None:
-    out = tmp_path / "lsd"
-    args = ["train", "--algo", "lsd", "--steps", "1600", "--out", str(out), "--no-eval"]
+    out = tmp_path / "diayn"
+    args = ["train", "--algo", "diayn", "--steps", "1600", "--out", str(out), "--no-eval"]
     assert main([*args, *TINY[1:]]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["algo"] == "lsd"
-    assert config["agent"]["continuous_prior"] == "gaussian"  # LSD's own default survives
+    assert config["train"]["algo"] == "diayn"
+    assert config["agent"]["continuous_prior"] == "gaussian"  # DIAYN's own default survives
     assert config["agent"]["hidden"] == [32, 32]  # and so do the overrides
     with pytest.raises(SystemExit):
         main(["train", "--algo", "vic"])

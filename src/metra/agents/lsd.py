@@ -25,9 +25,9 @@ from metra.agents.skill import SkillConfig
 
 @dataclass(frozen=True)
 class LSDConfig(SkillConfig):
-    """METRA's backbone; LSD's skills are N(0, I) when continuous (LSD paper)."""
+    """METRA's backbone and skill prior: the METRA repository's LSD runs use unit-length
+    skills (the LSD paper draws continuous skills from N(0, I): continuous_prior=gaussian)."""
 
-    continuous_prior: str = "gaussian"
     power_iterations: int = 1  # power-iteration steps per update of each sigma(W) estimate
 
 
