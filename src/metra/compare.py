@@ -68,21 +68,29 @@ def run_all(
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(jobs), unit="run", disable=not progress, desc="compare")
     pending = list(jobs)
-    while pending or running:
-        while pending and len(running) < workers:
-            algo, seed, run_dir = pending.pop(0)
-            log = (out / f"{algo}-seed{seed}.log").open("a")
-            cmd = _command(preset, algo, seed, steps, run_dir, overrides)
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            running.append((run_dir.name, proc))
-        time.sleep(1.0)
-        for name, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((name, proc))
-                bar.update(1)
-                if proc.returncode != 0:
-                    failed.append(name)
-        bar.set_postfix_str(", ".join(name for name, _ in running), refresh=False)
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                algo, seed, run_dir = pending.pop(0)
+                cmd = _command(preset, algo, seed, steps, run_dir, overrides)
+                with (out / f"{algo}-seed{seed}.log").open("a") as log:
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                running.append((run_dir.name, proc))
+            time.sleep(1.0)
+            for name, proc in list(running):
+                if proc.poll() is not None:
+                    running.remove((name, proc))
+                    bar.update(1)
+                    if proc.returncode != 0:
+                        failed.append(name)
+            bar.set_postfix_str(", ".join(name for name, _ in running), refresh=False)
+    except KeyboardInterrupt:
+        # The runs got the same Ctrl-C: each checkpoints at the end of its epoch.
+        print("\nwaiting for the running runs to write their checkpoints ...")
+        for _, proc in running:
+            proc.wait()
+        print("stopped; rerun the same command to resume")
+        raise
     bar.close()
     if failed:
         raise RuntimeError(
