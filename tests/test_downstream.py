@@ -134,7 +134,11 @@ def test_downstream_end_to_end_on_tiny_ant_skills(tmp_path) -> None:
     )
     lines = csv_path.read_text().splitlines()
     assert lines[0] == "agent,env_steps,eval_return"
-    assert {line.split(",")[0] for line in lines[1:]} == {"hierarchical", "flat SAC"}
+    assert {line.split(",")[0] for line in lines[1:]} == {
+        "hierarchical",
+        "flat SAC",
+        "random policy",
+    }
     assert png.stat().st_size > 1000
     high = json.loads((out / "hierarchical" / "config.json").read_text())
     assert high["hierarchical"] and high["total_steps"] == 3200

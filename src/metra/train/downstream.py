@@ -164,8 +164,21 @@ def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def write_downstream_summary(out: Path, task: str, runs: dict[str, Path]) -> tuple[Path, Path]:
-    """downstream.csv (eval return of each agent against env steps) and downstream.png."""
+def random_return(task: str, episodes: int) -> float:
+    """Mean return of uniformly random actions on the evaluation episodes: the floor."""
+    env = make_task(task, episodes, EVAL_SEED)
+    try:
+        policy = random_policy(env.spec.act_dim, np.zeros((episodes, 0)), EVAL_SEED)
+        return float(rollout(env, policy, EVAL_SEED).rewards.sum(0).mean())
+    finally:
+        env.close()
+
+
+def write_downstream_summary(
+    out: Path, task: str, runs: dict[str, Path], floor: float
+) -> tuple[Path, Path]:
+    """downstream.csv (eval return of each agent against env steps, and the random policy's
+    return `floor`) and downstream.png."""
     csv_path = out / "downstream.csv"
     curves = []
     with csv_path.open("w", newline="") as f:
@@ -175,9 +188,16 @@ def write_downstream_summary(out: Path, task: str, runs: dict[str, Path]) -> tup
             steps, returns = eval_curve(run_dir)
             writer.writerows((name, s, f"{r:.4f}") for s, r in zip(steps, returns, strict=True))
             curves.append(Curve(name, steps, returns))
+        last = max((int(c.x.max()) for c in curves if len(c.x)), default=0)
+        writer.writerows(("random policy", s, f"{floor:.4f}") for s in (0, last))
     title = f"{task}: {TASKS[task].info.description}"
     png = line_plot(
-        out / "downstream.png", curves, "low-level env steps", "eval return (deterministic)", title
+        out / "downstream.png",
+        curves,
+        "low-level env steps",
+        "eval return (deterministic)",
+        title,
+        Curve("random policy", np.zeros(1), np.asarray(floor)),
     )
     return csv_path, png
 
@@ -214,4 +234,5 @@ def run_downstream(
         agent = load(skill_run) if hierarchical else None
         run_dir = out / ("hierarchical" if hierarchical else "flat")
         runs[name] = DownstreamTrainer(config, run_dir, agent).run(progress)
-    return write_downstream_summary(out, task, runs)
+    floor = random_return(task, DownstreamConfig.default(task, False, **changes).eval_episodes)
+    return write_downstream_summary(out, task, runs, floor)
