@@ -26,12 +26,14 @@ from metra.eval.skills import EVAL_SEED
 from metra.train.checkpoint import saved_env_steps
 from metra.train.logging import read_progress
 
-# One XLA thread per process when several runs share the CPU: faster than oversubscribing.
+# One XLA thread per process when several runs share the CPU, so they do not oversubscribe it.
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 RANDOM = "random"  # the name of the random-policy row
 
 
-def _command(preset: str, algo: str, seed: int, steps: int, run_dir: Path, overrides: list[str]):
+def _command(
+    preset: str, algo: str, seed: int, steps: int, run_dir: Path, overrides: list[str]
+) -> list[str]:
     base = [sys.executable, "-m", "metra.cli", "train", "--steps", str(steps), "--no-eval"]
     if saved_env_steps(run_dir) > 0:
         return [*base, "--resume", str(run_dir)]
