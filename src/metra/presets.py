@@ -9,6 +9,13 @@ from typing import Any
 from metra.agents import SKILL_AGENTS
 
 
+def require_counts(config: Any, *names: str) -> None:
+    """One error naming every field of `names` that is below 1."""
+    bad = [f"{k}={getattr(config, k)}" for k in names if getattr(config, k) < 1]
+    if bad:
+        raise ValueError(f"these must be >= 1: {', '.join(bad)}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The online skill-discovery schedule; defaults are the official METRA state-based ones."""
@@ -35,11 +42,11 @@ class TrainConfig:
     log_every: int = 8_000  # env steps between rows of progress.csv
 
     def __post_init__(self) -> None:
-        counts = ("total_steps", "num_envs", "grad_steps", "batch_size", "replay_size")
-        counts += ("eval_every", "eval_skills", "checkpoint_every", "log_every")
-        bad = [f"{k}={getattr(self, k)}" for k in counts if getattr(self, k) < 1]
-        if bad:
-            raise ValueError(f"these must be >= 1: {', '.join(bad)}")
+        require_counts(
+            self,
+            *("total_steps", "num_envs", "grad_steps", "batch_size", "replay_size"),
+            *("eval_every", "eval_skills", "checkpoint_every", "log_every"),
+        )
         if not 0 < self.min_replay <= self.replay_size:
             raise ValueError(f"need 0 < min_replay ({self.min_replay}) <= replay_size")
 

@@ -22,6 +22,7 @@ from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.downstream import TASKS, SkillHierarchy, make_task
 from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, skill_policy
+from metra.presets import require_counts
 from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
@@ -48,11 +49,11 @@ class DownstreamConfig:
     sac: SACConfig = field(default_factory=SACConfig)
 
     def __post_init__(self) -> None:
-        counts = ("total_steps", "num_envs", "skill_steps", "grad_steps", "batch_size")
-        counts += ("min_replay", "replay_size", "eval_every", "eval_episodes")
-        bad = [f"{k}={getattr(self, k)}" for k in counts if getattr(self, k) < 1]
-        if bad:
-            raise ValueError(f"these must be >= 1: {', '.join(bad)}")
+        require_counts(
+            self,
+            *("total_steps", "num_envs", "skill_steps", "grad_steps", "batch_size"),
+            *("min_replay", "replay_size", "eval_every", "eval_episodes"),
+        )
 
     @classmethod
     def default(cls, task: str, hierarchical: bool, **changes: Any) -> DownstreamConfig:
