@@ -96,9 +96,8 @@ class SACCore(struct.PyTreeNode):
 
         def critic_loss(params: Any) -> tuple[jax.Array, jax.Array]:
             q = self.critic.apply_fn(params, batch["obs"], batch["action"])
-            return 0.5 * ((q - target) ** 2).mean(
-                -1
-            ).sum(), q.mean()  # mean over batch, sum over heads
+            loss = 0.5 * ((q - target) ** 2).mean(-1).sum()  # mean over batch, sum over heads
+            return loss, q.mean()
 
         (loss_q, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(self.critic.params)
         critic = self.critic.apply_gradients(grads=grads)
