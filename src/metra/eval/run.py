@@ -7,15 +7,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from metra.envs import env_spec, make_env
 from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import EVAL_SEED, coverage_of, random_policy, skill_trajectories
+from metra.eval.skills import EVAL_SEED, coverage_of, random_rollout, skill_trajectories
 from metra.eval.video import skill_video
 from metra.presets import RunConfig
-from metra.rollout import coverage, rollout
+from metra.rollout import coverage
 from metra.train.checkpoint import Counters, load_checkpoint
 from metra.train.online import create_agent, read_config
 
@@ -34,9 +32,7 @@ def load(run_dir: str | Path) -> Any:
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
     """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
     with closing(make_env(env_name, seed, episodes)) as env:
-        policy = random_policy(env.spec.act_dim, np.zeros((episodes, 0)), seed)
-        traj = rollout(env, policy, seed)
-    return coverage(traj.coords)
+        return coverage(random_rollout(env, seed).coords)
 
 
 def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:

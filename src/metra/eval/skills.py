@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from metra.envs import make_env
+from metra.envs import BatchEnv, make_env
 from metra.rollout import Policy, Trajectories, coverage, rollout
 
 EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
@@ -57,3 +57,9 @@ def random_policy(act_dim: int, latents: np.ndarray, seed: int) -> Policy:
         return rng.uniform(-1, 1, (len(obs), act_dim)).astype(np.float32), latents
 
     return policy
+
+
+def random_rollout(env: BatchEnv, seed: int) -> Trajectories:
+    """One episode of uniformly random actions in every env of the batch."""
+    policy = random_policy(env.spec.act_dim, np.zeros((env.num_envs, 0)), seed)
+    return rollout(env, policy, seed)

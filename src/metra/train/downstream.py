@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.downstream import TASKS, SkillHierarchy, make_task
 from metra.eval.plots import Curve, line_plot
-from metra.eval.skills import EVAL_SEED, random_policy, skill_policy
+from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
 from metra.presets import require_counts
 from metra.replay import ReplayBuffer
 from metra.rollout import rollout
@@ -167,12 +168,8 @@ def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def random_return(task: str, episodes: int) -> float:
     """Mean return of uniformly random actions on the evaluation episodes: the floor."""
-    env = make_task(task, episodes, EVAL_SEED)
-    try:
-        policy = random_policy(env.spec.act_dim, np.zeros((episodes, 0)), EVAL_SEED)
-        return float(rollout(env, policy, EVAL_SEED).rewards.sum(0).mean())
-    finally:
-        env.close()
+    with closing(make_task(task, episodes, EVAL_SEED)) as env:
+        return float(random_rollout(env, EVAL_SEED).rewards.sum(0).mean())
 
 
 def write_downstream_summary(
