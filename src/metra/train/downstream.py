@@ -28,7 +28,7 @@ from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger, read_progress
-from metra.train.online import replay_fields
+from metra.train.online import epoch_seed, replay_fields
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class DownstreamTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.config, self.counters
-        seed = int(np.random.SeedSequence([cfg.seed, c.epoch]).generate_state(1)[0])
+        seed = epoch_seed(cfg.seed, c.epoch)
         if len(self.replay) < cfg.min_replay:
             policy = random_policy(self.env.spec.act_dim, self.no_latent, seed)
         else:

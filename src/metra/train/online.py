@@ -80,6 +80,11 @@ def _stop_on_interrupt() -> Iterator[list[bool]]:
             signal.signal(signal.SIGINT, previous)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The env seed of one epoch, drawn from (seed, epoch) so a resumed run repeats it."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
     return after // every > before // every
 
@@ -106,16 +111,12 @@ class SkillTrainer:
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
 
     # ---- one epoch ------------------------------------------------------------------
-    def _epoch_seed(self) -> int:
-        return int(
-            np.random.SeedSequence([self.cfg.seed, self.counters.epoch]).generate_state(1)[0]
-        )
 
     def _collect(self, key: jax.Array) -> None:
         k_latent, k_act = jax.random.split(key)
         n = self.cfg.num_envs
         latents = np.asarray(self.agent.sample_latents(k_latent, n))
-        seed = self._epoch_seed()
+        seed = epoch_seed(self.cfg.seed, self.counters.epoch)
         if self.counters.env_steps < self.cfg.min_replay:
             policy = random_policy(self.spec.act_dim, latents, seed)
         else:
