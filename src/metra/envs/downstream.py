@@ -51,7 +51,6 @@ class TaskEnv:
             coord_index=base.coord_index,
             goal_range=0.0,
         )
-        self.rng = np.random.default_rng(seed)
 
     def _make_base(self, num_envs: int, seed: int) -> GymLocomotion:
         return GymLocomotion(self.info.base, num_envs, seed)
@@ -182,18 +181,22 @@ class HalfCheetahHurdle(TaskEnv):
 
 
 def hurdle_xml() -> str:
-    """Gymnasium's half_cheetah.xml with the hurdles added to the world; written once."""
+    """Gymnasium's half_cheetah.xml with the hurdles added to the world; written once per
+    hurdle geometry (the file name carries it, so a changed geometry never reads a stale
+    file)."""
     import gymnasium
 
-    path = os.path.join(tempfile.gettempdir(), "metra_half_cheetah_hurdle.xml")
+    cls = HalfCheetahHurdle
+    name = f"metra_half_cheetah_hurdle_{cls.SPACING:g}_{cls.COUNT}_{cls.HEIGHT:g}.xml"
+    path = os.path.join(tempfile.gettempdir(), name)
     if not os.path.exists(path):
         assets = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets"
         xml = (assets / "half_cheetah.xml").read_text()
-        h = HalfCheetahHurdle.HEIGHT / 2
+        h = cls.HEIGHT / 2
         geoms = "".join(
             f'<geom name="hurdle{i}" type="box" pos="{x:g} 0 {h:g}" size="0.05 1 {h:g}" '
             f'contype="1" conaffinity="1" rgba="0.9 0.3 0.3 1"/>'
-            for i, x in enumerate(HalfCheetahHurdle.hurdle_x())
+            for i, x in enumerate(cls.hurdle_x())
         )
         xml = xml.replace("<worldbody>", "<worldbody>" + geoms, 1)
         tmp = Path(f"{path}.{os.getpid()}.tmp")
