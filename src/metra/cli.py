@@ -1,4 +1,4 @@
-"""`metra train | eval | plot`."""
+"""`metra train | eval | plot | compare | downstream | data | qrl`."""
 
 from __future__ import annotations
 
@@ -92,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--no-flat", action="store_true", help="skip the flat SAC baseline")
     ds.add_argument("--skill-steps", type=int, default=25, help="K, low-level steps per skill (25)")
 
+    da = sub.add_parser(
+        "data",
+        help="generate an offline goal-reaching dataset (OGBench's navigate protocol)",
+    )
+    da.add_argument("env", help="pointmaze-medium or pointmaze-large")
+    da.add_argument("--episodes", type=int, default=1000, help="episodes (1000, as OGBench)")
+    da.add_argument("--episode-len", type=int, default=1000, help="steps per episode (1000)")
+    da.add_argument("--noise", type=float, default=0.5, help="action noise std (0.5)")
+    da.add_argument("--seed", type=int, default=0)
+    da.add_argument("--out", help="npz file (default data/ENV-navigate-Nep.npz)")
+
+    qr = sub.add_parser(
+        "qrl",
+        help="Quasimetric RL: offline from a `metra data` file, or online without one",
+        epilog="envs: pointmaze-medium, pointmaze-large (offline), fetch_reach, fetch_push "
+        "(online)\n\noverrides: key=value on the train or agent config, e.g. batch_size=256 "
+        "agent.hidden=256,256,256 quasimetric=mrn",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    qr.add_argument("--env", required=True)
+    qr.add_argument("--data", help="offline dataset (npz); without it QRL trains online")
+    qr.add_argument("--steps", type=int, help="gradient steps offline, env steps online")
+    qr.add_argument("--seed", type=int, default=0)
+    qr.add_argument("--out", help="run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes")
+    qr.add_argument("overrides", nargs="*", metavar="key=value")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -147,6 +173,22 @@ def main(argv: list[str] | None = None) -> int:
                 skill_steps=args.skill_steps,
             )
             print("\n".join(str(p) for p in paths))
+        elif args.command == "data":
+            from pathlib import Path
+
+            from metra.data import generate_pointmaze, save_dataset
+
+            out = Path(args.out or f"data/{args.env}-navigate-{args.episodes}ep.npz")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            data = generate_pointmaze(
+                args.env, args.episodes, args.episode_len, args.noise, args.seed
+            )
+            save_dataset(out, data)
+            print(out)
+        elif args.command == "qrl":
+            from metra.train.goals import train_qrl
+
+            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, args.overrides))
         elif args.command == "eval":
             from metra.eval.run import evaluate
 

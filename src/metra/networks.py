@@ -12,15 +12,19 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 class MLP(nn.Module):
-    """ReLU MLP with a linear output layer."""
+    """ReLU MLP with a linear output layer; `layer_norm` normalizes each hidden layer (QRL's
+    networks use it to keep distances well scaled)."""
 
     hidden: Sequence[int]
     out_dim: int
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
             x = nn.relu(nn.Dense(width)(x))
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
         return nn.Dense(self.out_dim)(x)
 
 

@@ -68,20 +68,18 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        train = _build(TrainConfig, data["train"])
+        train = build_config(TrainConfig, data["train"])
         agent_cls = algo_classes(train.algo)[0]
-        return cls(preset=data["preset"], train=train, agent=_build(agent_cls, data["agent"]))
+        return cls(preset=data["preset"], train=train, agent=build_config(agent_cls, data["agent"]))
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    """A dataclass from JSON values, turning lists back into the tuples the defaults use."""
-    defaults = cls()
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in values:
-            value = values[f.name]
-            kwargs[f.name] = tuple(value) if isinstance(getattr(defaults, f.name), tuple) else value
-    return cls(**kwargs)
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """A dataclass from JSON values, turning lists back into tuples (JSON has no tuples and
+    no config field holds a list)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
+    )
 
 
 def algo_classes(name: str) -> tuple[type, type]:
@@ -168,12 +166,13 @@ def with_algo(config: RunConfig, algo: str) -> RunConfig:
     if config.preset in PRESETS:
         agent = preset_config(config.preset, algo).agent
     else:
-        agent = _build(algo_classes(algo)[0], dataclasses.asdict(config.agent))
+        agent = build_config(algo_classes(algo)[0], dataclasses.asdict(config.agent))
     return dataclasses.replace(config, train=train, agent=agent)
 
 
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply `key=value` strings; keys are field names of the train or agent config, or
+def apply_overrides(config: Any, overrides: list[str]) -> Any:
+    """Apply `key=value` strings to a config with `train` and `agent` sections (a skill
+    `RunConfig` or a QRL `GoalRunConfig`); keys are field names of the train or agent config, or
     dotted (`train.grad_steps=10`, `agent.hidden=256,256`). An `algo=` override is applied
     first, so the other keys may name fields of that algorithm's config."""
     pairs = [_split(item) for item in overrides]

@@ -56,3 +56,50 @@ class ReplayBuffer:
             for key, value in self.data.items():
                 value[:size] = f[key]
             self.ptr, self.size = int(f["ptr"]), size
+
+
+def episode_buffer(capacity: int, episode_len: int, obs_dim: int, act_dim: int) -> ReplayBuffer:
+    """A buffer whose rows are whole episodes of `episode_len` steps, for goal relabeling."""
+    step = (episode_len,)
+    return ReplayBuffer(
+        capacity,
+        {
+            "obs": ((*step, obs_dim), np.dtype(np.float32)),
+            "action": ((*step, act_dim), np.dtype(np.float32)),
+            "next_obs": ((*step, obs_dim), np.dtype(np.float32)),
+        },
+    )
+
+
+def sample_goal_batch(
+    buffer: ReplayBuffer,
+    rng: np.random.Generator,
+    n: int,
+    goal_index: tuple[int, ...] | None = None,
+) -> dict[str, np.ndarray]:
+    """Transitions of an `episode_buffer` with the two goals QRL trains on, as OGBench
+    samples them: `value_goal`, a random state of the buffer; `actor_goal`, a state the
+    same episode reached later (uniform over the rest of the episode).
+
+    `goal_index` None: goals are observations; else a goal is obs[goal_index] and the batch
+    also carries `achieved`, each obs's own goal."""
+    if buffer.size == 0:
+        raise ValueError("cannot sample from an empty episode buffer")
+    data = buffer.data
+    horizon = data["obs"].shape[1]
+    ep, t = rng.integers(0, buffer.size, n), rng.integers(0, horizon, n)
+    later = rng.integers(t, horizon)
+    other_ep, other_t = rng.integers(0, buffer.size, n), rng.integers(0, horizon, n)
+    batch = {
+        "obs": data["obs"][ep, t],
+        "action": data["action"][ep, t],
+        "next_obs": data["next_obs"][ep, t],
+        "value_goal": data["obs"][other_ep, other_t],
+        "actor_goal": data["next_obs"][ep, later],
+    }
+    if goal_index is not None:
+        index = list(goal_index)
+        batch["value_goal"] = batch["value_goal"][:, index]
+        batch["actor_goal"] = batch["actor_goal"][:, index]
+        batch["achieved"] = batch["obs"][:, index]
+    return batch

@@ -17,7 +17,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.downstream import TASKS, SkillHierarchy, make_task
@@ -28,6 +27,7 @@ from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger, read_progress
+from metra.train.loop import run_epochs
 from metra.train.online import epoch_seed, replay_fields
 
 
@@ -101,11 +101,11 @@ class DownstreamTrainer:
         traj = rollout(env, policy, seed)
         return float(traj.rewards.sum(0).mean()), traj
 
-    def evaluate(self) -> float:
+    def evaluate(self) -> dict[str, float]:
         """Mean return of deterministic episodes on the evaluation seed."""
         no_latent = np.zeros((self.config.eval_episodes, 0), np.float32)
         policy = skill_policy(self.agent, no_latent, deterministic=True)
-        return self._returns(policy, self.eval_env, EVAL_SEED)[0]
+        return {"eval_return": self._returns(policy, self.eval_env, EVAL_SEED)[0]}
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.config, self.counters
@@ -129,32 +129,20 @@ class DownstreamTrainer:
             row.update({k: float(v) for k, v in metrics.items()})
         return row
 
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, self.agent, self.counters, self.replay)
+
     def run(self, progress: bool = True) -> Path:
-        cfg, c = self.config, self.counters
+        cfg = self.config
         name = "hierarchical" if cfg.hierarchical else "flat"
-        bar = tqdm(
-            total=cfg.total_steps,
-            initial=min(c.env_steps, cfg.total_steps),
-            unit="step",
-            unit_scale=True,
-            disable=not progress,
-            desc=f"{cfg.task} {name}",
+        run_epochs(
+            self,
+            cfg.total_steps,
+            cfg.eval_every,
+            lambda c: c.env_steps,
+            f"{cfg.task} {name}",
+            progress,
         )
-        try:
-            while c.env_steps < cfg.total_steps:
-                before = c.env_steps
-                row = self.train_epoch()
-                if c.env_steps // cfg.eval_every > before // cfg.eval_every or (
-                    c.env_steps >= cfg.total_steps
-                ):
-                    row["eval_return"] = self.evaluate()
-                    bar.set_postfix(eval_return=f"{row['eval_return']:.2f}", refresh=False)
-                    save_checkpoint(self.run_dir, self.agent, c, self.replay)
-                self.logger.log(c.env_steps, row)
-                bar.update(c.env_steps - before)
-        finally:
-            bar.close()
-            self.logger.close()
         return self.run_dir
 
 

@@ -11,19 +11,23 @@ from tensorboardX import SummaryWriter
 
 
 class RunLogger:
-    """Appends one row per log step to progress.csv (column `env_steps` first) and mirrors
-    every number to TensorBoard. A new key widens the CSV; rows keep empty cells."""
+    """Appends one row per log step to progress.csv (the step column, `env_steps` unless
+    named otherwise, first) and mirrors every number to TensorBoard. A new key widens the
+    CSV; rows keep empty cells."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, resume_step: int | None = None, step_name: str = "env_steps"
+    ) -> None:
+        self.step_name = step_name
         self.path = run_dir / "progress.csv"
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.path.exists():
             # Rows written after the checkpoint would be repeated by the resumed run: drop them.
             with self.path.open(newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["env_steps"]) <= resume_step]
+                self.rows = [r for r in csv.DictReader(f) if int(r[step_name]) <= resume_step]
         self.columns = [
-            "env_steps",
-            *(k for k in (self.rows[0] if self.rows else {}) if k != "env_steps"),
+            step_name,
+            *(k for k in (self.rows[0] if self.rows else {}) if k != step_name),
         ]
         self._rewrite()
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
@@ -36,8 +40,8 @@ class RunLogger:
             writer.writerows(self.rows)
         tmp.replace(self.path)
 
-    def log(self, env_steps: int, values: dict[str, float]) -> None:
-        row = {"env_steps": env_steps, **{k: float(v) for k, v in values.items()}}
+    def log(self, step: int, values: dict[str, float]) -> None:
+        row = {self.step_name: step, **{k: float(v) for k, v in values.items()}}
         self.rows.append(row)
         new = [k for k in row if k not in self.columns]
         if new:
@@ -47,8 +51,8 @@ class RunLogger:
             with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, self.columns, restval="").writerow(row)
         for key, value in row.items():
-            if key != "env_steps" and math.isfinite(float(value)):
-                self.tb.add_scalar(key, float(value), env_steps)
+            if key != self.step_name and math.isfinite(float(value)):
+                self.tb.add_scalar(key, float(value), step)
         self.tb.flush()
 
     def close(self) -> None:

@@ -9,10 +9,7 @@ uninterrupted one would be.
 from __future__ import annotations
 
 import json
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger
+from metra.train.loop import crossed, stop_on_interrupt
 
 CONFIG_FILE = "config.json"
 
@@ -57,36 +55,9 @@ def replay_fields(spec: EnvSpec, latent_dim: int) -> dict[str, tuple[tuple[int, 
     }
 
 
-@contextmanager
-def _stop_on_interrupt() -> Iterator[list[bool]]:
-    """The first Ctrl-C asks the loop to stop at the end of the epoch (and checkpoint); a
-    second one interrupts at once."""
-    flag = [False]
-
-    def handler(signum: int, frame: Any) -> None:
-        flag[0] = True
-        signal.signal(signal.SIGINT, previous)
-        print("\nstopping after this epoch and writing a checkpoint (Ctrl-C again to abort)")
-
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-        previous = None
-    try:
-        yield flag
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """The env seed of one epoch, drawn from (seed, epoch) so a resumed run repeats it."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-    return after // every > before // every
 
 
 class SkillTrainer:
@@ -180,16 +151,16 @@ class SkillTrainer:
         start, start_updates, start_steps = time.time(), c.updates, c.env_steps
         last_saved = c.env_steps
         try:
-            with _stop_on_interrupt() as stop:
+            with stop_on_interrupt() as stop:
                 while c.env_steps < cfg.total_steps and not stop[0]:
                     before = c.env_steps
                     metrics = self.train_epoch()
                     elapsed = time.time() - start
                     row: dict[str, float] = {}
-                    if _crossed(before, c.env_steps, cfg.log_every) and metrics:
+                    if crossed(before, c.env_steps, cfg.log_every) and metrics:
                         row.update(metrics)
                     if (
-                        _crossed(before, c.env_steps, cfg.eval_every)
+                        crossed(before, c.env_steps, cfg.eval_every)
                         or c.env_steps >= cfg.total_steps
                     ):
                         row["coverage"] = self.evaluate()
@@ -199,7 +170,7 @@ class SkillTrainer:
                         row["env_steps_per_s"] = (c.env_steps - start_steps) / elapsed
                         row["updates_per_s"] = (c.updates - start_updates) / elapsed
                         self.logger.log(c.env_steps, row)
-                    if _crossed(before, c.env_steps, cfg.checkpoint_every):
+                    if crossed(before, c.env_steps, cfg.checkpoint_every):
                         self._save(time.time() - start)
                         last_saved = c.env_steps
                     bar.update(c.env_steps - before)

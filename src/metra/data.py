@@ -1,0 +1,190 @@
+"""Offline goal-conditioned datasets: generation, saving and checked loading.
+
+A dataset is one `.npz` file (plain `np.savez`, no pickles) with these fields, N transitions:
+
+| field               | shape           | dtype   | meaning                                        |
+| ------------------- | --------------- | ------- | ---------------------------------------------- |
+| `observations`      | [N, obs_dim]    | float32 | state before the action                        |
+| `next_observations` | [N, obs_dim]    | float32 | state after it                                 |
+| `actions`           | [N, act_dim]    | float32 | in [-1, 1]                                     |
+| `terminals`         | [N]             | float32 | 1.0 on the last transition of each episode     |
+| `env`               | [] (0-d)        | str     | the goal env name (`metra.envs.goals`)         |
+
+Episodes are contiguous and in order: within an episode `next_observations[t]` equals
+`observations[t + 1]`, so goal-conditioned samplers can draw future states of the same episode.
+A terminal marks the end of a recorded episode (a time limit), not a task outcome: there are no
+rewards, goals are relabelled from the data.
+
+`generate_pointmaze` follows OGBench's "navigate" protocol (its published pointmaze datasets are
+1000 episodes of 1000 steps): a noisy oracle walks shortest paths between random maze cells.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from metra.envs.goals import GoalEnvSpec, PointMaze, make_goal_env
+
+__all__ = ["FIELDS", "generate_pointmaze", "load_dataset", "save_dataset"]
+
+FIELDS = ("observations", "next_observations", "actions", "terminals", "env")
+_ARRAY_NDIM = {"observations": 2, "next_observations": 2, "actions": 2, "terminals": 1}
+# OGBench's success radius for the point: a target counts as reached within it.
+_REACH = 1.0
+
+
+def generate_pointmaze(
+    name: str,
+    episodes: int,
+    episode_len: int = 1000,
+    noise: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """A navigate dataset for pointmaze `name`: each episode starts in a random free cell and
+    follows shortest paths to random free cells (a new one once within reach of the current
+    one); each action is the unit direction to the next waypoint plus N(0, noise^2) per
+    coordinate, clipped to [-1, 1]."""
+    if episodes < 1 or episode_len < 1:
+        raise ValueError(f"episodes and episode_len must be >= 1, got {episodes}, {episode_len}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    env = make_goal_env(name, seed)
+    if not isinstance(env, PointMaze):
+        env.close()
+        raise ValueError(f"generate_pointmaze makes pointmaze datasets, got {name!r}")
+    oracle, spec = env.oracle, env.spec
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the env's own
+    n = episodes * episode_len
+    observations = np.empty((n, spec.obs_dim), np.float32)
+    next_observations = np.empty((n, spec.obs_dim), np.float32)
+    actions = np.empty((n, spec.act_dim), np.float32)
+    terminals = np.zeros(n, np.float32)
+    terminals[episode_len - 1 :: episode_len] = 1.0
+    cells = oracle.free_cells
+
+    def new_target(xy: np.ndarray) -> np.ndarray:
+        here = oracle.cell_of(xy)
+        choices = [cell for cell in cells if cell != here]
+        return oracle.cell_center(choices[rng.integers(len(choices))])
+
+    with tqdm(total=n, unit="step", desc=name, disable=not progress) as bar:
+        for ep in range(episodes):
+            obs, _ = env.reset()  # obs is the point's x-y
+            target = new_target(obs)
+            for t in range(ep * episode_len, (ep + 1) * episode_len):
+                if np.linalg.norm(obs - target) <= _REACH:
+                    target = new_target(obs)
+                action = oracle.action(obs, target) + noise * rng.standard_normal(spec.act_dim)
+                action = np.clip(action, -1.0, 1.0)
+                next_obs, _, _ = env.step(action)  # episodes here ignore the env's time limit
+                observations[t], actions[t], next_observations[t] = obs, action, next_obs
+                obs = next_obs
+            bar.update(episode_len)
+    env.close()
+    return {
+        "observations": observations,
+        "next_observations": next_observations,
+        "actions": actions,
+        "terminals": terminals,
+        "env": np.array(name),
+    }
+
+
+def _check(data: dict[str, np.ndarray], source: str, spec: GoalEnvSpec | None) -> None:
+    """Raise ValueError naming `source` and the fix when `data` breaks the format."""
+    fix = "regenerate it with metra.data.generate_pointmaze and save_dataset"
+    missing = [k for k in FIELDS if k not in data]
+    if missing:
+        raise ValueError(
+            f"{source}: missing field(s) {missing} (has {sorted(data)}); "
+            f"a dataset needs {list(FIELDS)}: {fix}"
+        )
+    env = data["env"]
+    if env.ndim != 0 or env.dtype.kind != "U":
+        raise ValueError(
+            f"{source}: 'env' must be a 0-d string array (the goal env name), got {env.dtype} "
+            f"with shape {env.shape}; {fix}"
+        )
+    for key, ndim in _ARRAY_NDIM.items():
+        arr = data[key]
+        if arr.dtype != np.float32 or arr.ndim != ndim:
+            raise ValueError(
+                f"{source}: {key!r} must be float32 with {ndim} dims, got {arr.dtype} with shape "
+                f"{arr.shape}; {fix}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{source}: {key!r} holds NaN or inf values; {fix}")
+    lengths = {k: len(data[k]) for k in _ARRAY_NDIM}
+    if len(set(lengths.values())) != 1 or lengths["terminals"] == 0:
+        raise ValueError(f"{source}: fields need one common, nonzero length, got {lengths}; {fix}")
+    obs, next_obs, actions, terminals = (data[k] for k in _ARRAY_NDIM)
+    if obs.shape != next_obs.shape:
+        raise ValueError(f"{source}: observations {obs.shape} vs next {next_obs.shape}; {fix}")
+    if np.any(np.abs(actions) > 1.0):
+        raise ValueError(f"{source}: actions outside [-1, 1]; {fix}")
+    if not np.all((terminals == 0.0) | (terminals == 1.0)) or terminals[-1] != 1.0:
+        raise ValueError(f"{source}: terminals must be 0 or 1 and end with 1 (episode end); {fix}")
+    inside = terminals[:-1] == 0.0
+    if not np.array_equal(next_obs[:-1][inside], obs[1:][inside]):
+        raise ValueError(
+            f"{source}: transitions are not contiguous episodes (next_observations[t] != "
+            f"observations[t + 1] inside an episode); {fix}"
+        )
+    if spec is not None:
+        dims = (str(env), obs.shape[1], actions.shape[1])
+        wanted = (spec.name, spec.obs_dim, spec.act_dim)
+        if dims != wanted:
+            raise ValueError(
+                f"{source}: made for (env, obs_dim, act_dim) = {dims}, but the env wants "
+                f"{wanted}; use a dataset of {spec.name} or the env it was made for"
+            )
+
+
+def save_dataset(path: str | os.PathLike[str], data: dict[str, np.ndarray]) -> None:
+    """Check `data` and write it to `path` atomically: a crash leaves the old file or none,
+    never a truncated one."""
+    path = Path(path)
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+    _check(arrays, f"dataset for {path}", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: arrays[k] for k in FIELDS})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_dataset(
+    path: str | os.PathLike[str], spec: GoalEnvSpec | None = None
+) -> dict[str, np.ndarray]:
+    """Read and check a dataset; with `spec`, also check it was made for that env."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"dataset file {path} does not exist; make one with "
+            "metra.data.generate_pointmaze and save_dataset, or fix the path"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise ValueError(
+            f"{path} is not a readable .npz dataset ({type(e).__name__}: {e}); it is probably "
+            "truncated or not written by metra.data.save_dataset: regenerate it"
+        ) from e
+    _check(data, str(path), spec)
+    return {k: data[k] for k in FIELDS}

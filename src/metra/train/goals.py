@@ -1,0 +1,329 @@
+"""`metra qrl`: goal-conditioned QRL, offline from a dataset file or online in the env.
+
+Offline, an epoch is `grad_steps` gradient steps on batches relabeled from the dataset's
+episodes, and progress counts gradient steps (OGBench trains 1M). Online, an epoch collects
+`num_envs` episodes toward random goals (uniform random actions until `min_replay`
+episodes), then `grad_steps` updates; progress counts env steps. Either way success is the
+benchmark's own: on each evaluation task (or random goals), whether the last step of a
+deterministic episode is a success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from metra.agents.qrl import QRLAgent, QRLConfig
+from metra.envs.goals import GoalEnv, GoalEnvSpec, make_goal_env
+from metra.eval.plots import Curve, line_plot
+from metra.presets import apply_overrides, build_config, require_counts
+from metra.replay import ReplayBuffer, episode_buffer, sample_goal_batch
+from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.train.logging import RunLogger, read_progress
+from metra.train.loop import run_epochs
+from metra.train.online import epoch_seed
+
+EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
+
+
+@dataclass(frozen=True)
+class GoalTrainConfig:
+    """One QRL run; `data` set means offline. Defaults are OGBench's (batch 1024, 1M steps)."""
+
+    env: str
+    data: str | None = None  # offline dataset (`metra data`); None trains online
+    seed: int = 0
+    steps: int = 1_000_000  # offline: gradient steps; online: env steps
+    batch_size: int = 1024
+    grad_steps: int = 50  # gradient steps per epoch (one jitted call)
+    num_envs: int = 4  # online: episodes collected per epoch
+    min_replay: int = 20  # online: episodes of random actions before updates start
+    replay_size: int = 20_000  # online: episodes kept
+    eval_every: int = 100_000  # steps (as counted above) between evaluations
+    eval_episodes: int = 10  # per evaluation task, or in all when the env has no tasks
+
+    def __post_init__(self) -> None:
+        require_counts(
+            self,
+            *("steps", "batch_size", "grad_steps", "num_envs", "min_replay"),
+            *("replay_size", "eval_every", "eval_episodes"),
+        )
+
+    @property
+    def offline(self) -> bool:
+        return self.data is not None
+
+
+@dataclass(frozen=True)
+class GoalRunConfig:
+    """Everything that defines a QRL run; written as config.json in the run folder."""
+
+    train: GoalTrainConfig
+    agent: QRLConfig = field(default_factory=QRLConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GoalRunConfig:
+        return cls(
+            build_config(GoalTrainConfig, data["train"]), build_config(QRLConfig, data["agent"])
+        )
+
+    @classmethod
+    def default(cls, env: str, data: str | None = None) -> GoalRunConfig:
+        """Offline: DDPG+BC; online: the stochastic actor with learned entropy."""
+        return cls(GoalTrainConfig(env=env, data=data), QRLConfig(online=data is None))
+
+
+def dataset_episodes(data: dict[str, np.ndarray]) -> ReplayBuffer:
+    """An episode buffer holding a dataset (every episode must have the same length)."""
+    ends = np.flatnonzero(data["terminals"]) + 1
+    lengths = np.diff(np.concatenate([[0], ends]))
+    if len(set(lengths.tolist())) != 1:
+        raise ValueError(
+            f"the dataset's episodes have lengths {sorted(set(lengths.tolist()))[:5]}...; QRL's "
+            "goal relabeling needs equal lengths: regenerate it with `metra data`"
+        )
+    n, length = len(lengths), int(lengths[0])
+    obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
+    buffer = episode_buffer(n, length, obs_dim, act_dim)
+    buffer.add(
+        {
+            "obs": data["observations"].reshape(n, length, obs_dim),
+            "action": data["actions"].reshape(n, length, act_dim),
+            "next_obs": data["next_observations"].reshape(n, length, obs_dim),
+        }
+    )
+    return buffer
+
+
+def goal_rollout(
+    envs: list[GoalEnv],
+    policy: Any,
+    seed: int,
+    task: int | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One episode in each env (env i seeded seed + i), all stepped together until each is
+    done. `policy(obs [n, d], goal [n, g]) -> actions [n, a]`. Returns the episodes
+    ([n, T, ...], T = the episode length; an env that ended early repeats its last
+    transition) and whether each ended in success."""
+    spec = envs[0].spec
+    starts = [env.reset(seed=seed + i, task=task) for i, env in enumerate(envs)]
+    obs = np.stack([o for o, _ in starts])
+    goals = np.stack([g for _, g in starts])
+    done = np.zeros(len(envs), bool)
+    success = np.zeros(len(envs), bool)
+    steps: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "next_obs": []}
+    for _ in range(spec.episode_len):
+        actions = np.asarray(policy(obs, goals), np.float32)
+        nxt = obs.copy()
+        for i, env in enumerate(envs):
+            if not done[i]:
+                nxt[i], success[i], done[i] = env.step(actions[i])
+        steps["obs"].append(obs)
+        steps["action"].append(actions)
+        steps["next_obs"].append(nxt)
+        obs = nxt
+        if done.all():
+            break
+    episodes = {k: np.stack(v, 1) for k, v in steps.items()}
+    return episodes, success
+
+
+def random_goal_policy(act_dim: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    return lambda obs, goal: rng.uniform(-1, 1, (len(obs), act_dim))
+
+
+def agent_goal_policy(agent: QRLAgent, deterministic: bool, key: jax.Array | None = None) -> Any:
+    keys = iter(jax.random.split(key, 100_000)) if key is not None else None
+
+    def policy(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        k = next(keys) if keys is not None else None
+        return np.asarray(agent.act(obs, goal, deterministic=deterministic, key=k))
+
+    return policy
+
+
+def success_rate(
+    agent: QRLAgent, env_name: str, episodes: int, seed: int = EVAL_SEED
+) -> dict[str, float]:
+    """Success of deterministic episodes: per evaluation task (`task1`...) and overall."""
+    envs = [make_goal_env(env_name, seed + i) for i in range(episodes)]
+    try:
+        spec = envs[0].spec
+        tasks: list[int | None] = list(range(1, spec.eval_tasks + 1)) or [None]
+        scores = {}
+        policy = agent_goal_policy(agent, deterministic=True)
+        for task in tasks:
+            _, success = goal_rollout(envs, policy, seed, task)
+            scores[f"task{task}" if task else "success"] = float(success.mean())
+        if spec.eval_tasks:
+            scores["success"] = float(np.mean(list(scores.values())))
+        return scores
+    finally:
+        for env in envs:
+            env.close()
+
+
+class GoalTrainer:
+    """Owns the data (dataset or replay), the agent and the logs of one QRL run folder."""
+
+    def __init__(self, config: GoalRunConfig, run_dir: Path, data: dict[str, np.ndarray] | None):
+        self.config, self.cfg = config, config.train
+        self.run_dir = Path(run_dir)
+        probe = make_goal_env(self.cfg.env, self.cfg.seed)
+        self.spec: GoalEnvSpec = probe.spec
+        self.envs = [probe] + [
+            make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(1, self.cfg.num_envs)
+        ]
+        spec = self.spec
+        if self.cfg.offline:
+            if data is None:
+                raise ValueError("an offline run needs its dataset")
+            self.buffer = dataset_episodes(data)
+        else:
+            self.envs = self.envs[: self.cfg.num_envs]
+            self.buffer = episode_buffer(
+                self.cfg.replay_size, spec.episode_len, spec.obs_dim, spec.act_dim
+            )
+        self.goal_index = None if spec.goal_is_state else spec.goal_index
+        self.agent = QRLAgent.create(
+            config.agent,
+            spec.obs_dim,
+            spec.act_dim,
+            self.cfg.seed,
+            goal_dim=None if spec.goal_is_state else spec.goal_dim,
+        )
+        self.counters = Counters()
+        resume = has_checkpoint(self.run_dir)
+        if resume:
+            replay = None if self.cfg.offline else self.buffer
+            self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, replay)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        self.logger = RunLogger(
+            self.run_dir, self.steps(self.counters) if resume else None, self.step_name
+        )
+
+    @property
+    def step_name(self) -> str:
+        return "grad_steps" if self.cfg.offline else "env_steps"
+
+    def steps(self, counters: Counters) -> int:
+        return counters.updates if self.cfg.offline else counters.env_steps
+
+    def _collect(self) -> None:
+        cfg, c = self.cfg, self.counters
+        seed = epoch_seed(cfg.seed, c.epoch)
+        if len(self.buffer) < cfg.min_replay:
+            policy = random_goal_policy(self.spec.act_dim, seed)
+        else:
+            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
+            policy = agent_goal_policy(self.agent, deterministic=False, key=key)
+        episodes, _ = goal_rollout(self.envs, policy, seed)
+        if episodes["obs"].shape[1] != self.spec.episode_len:
+            raise RuntimeError(f"{cfg.env} ended episodes early: online QRL needs full episodes")
+        self.buffer.add(episodes)
+        c.env_steps += cfg.num_envs * self.spec.episode_len
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg, c = self.cfg, self.counters
+        if not cfg.offline:
+            self._collect()
+        c.epoch += 1
+        if len(self.buffer) < (1 if cfg.offline else cfg.min_replay):
+            return {}
+        rng = np.random.default_rng([cfg.seed, c.epoch, 1])
+        samples = [
+            sample_goal_batch(self.buffer, rng, cfg.batch_size, self.goal_index)
+            for _ in range(cfg.grad_steps)
+        ]
+        batches = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+        self.agent, metrics = self.agent.update(batches)
+        c.updates += cfg.grad_steps
+        metrics = {k: float(v) for k, v in metrics.items()}
+        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite {', '.join(bad)} at step {self.steps(c)}; rerun to resume from "
+                "the last checkpoint with a smaller agent.lr"
+            )
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        return success_rate(self.agent, self.cfg.env, self.cfg.eval_episodes)
+
+    def save(self) -> None:
+        save_checkpoint(
+            self.run_dir, self.agent, self.counters, None if self.cfg.offline else self.buffer
+        )
+
+    def run(self, progress: bool = True) -> Path:
+        mode = "offline" if self.cfg.offline else "online"
+        try:
+            run_epochs(
+                self,
+                self.cfg.steps,
+                self.cfg.eval_every,
+                self.steps,
+                f"QRL {mode} {self.cfg.env}",
+                progress,
+            )
+        finally:
+            for env in self.envs:
+                env.close()
+        plot_success(self.run_dir, self.step_name)
+        return self.run_dir
+
+
+def plot_success(run_dir: Path, step_name: str) -> Path:
+    """success.png: evaluation success rate against training steps."""
+    rows = [r for r in read_progress(run_dir) if r.get("success")]
+    x = np.array([int(r[step_name]) for r in rows])
+    y = np.array([float(r["success"]) for r in rows])
+    label = "gradient steps" if step_name == "grad_steps" else "env steps"
+    return line_plot(
+        run_dir / "success.png", [Curve("QRL", x, y)], label, "success rate", run_dir.name
+    )
+
+
+def train_qrl(
+    env: str,
+    data: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
+) -> Path:
+    """Train QRL on goal env `env`, offline from dataset `data` or online without it, into
+    `out` (default runs/qrl-ENV-MODE-seedS). A folder that holds a checkpoint is resumed
+    with its own config (`steps` may raise the total). Returns the run folder."""
+    from metra.data import load_dataset
+    from metra.envs.goals import goal_env_spec
+
+    mode = "offline" if data is not None else "online"
+    run_dir = Path(out) if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}"
+    if has_checkpoint(run_dir):
+        if overrides:
+            raise ValueError(f"{run_dir} holds a run: resuming takes only --steps")
+        config = GoalRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    else:
+        config = GoalRunConfig.default(env, None if data is None else str(data))
+        config = apply_overrides(config, list(overrides))
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+    if steps is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
+    train_cfg = config.train
+    dataset = None
+    if train_cfg.data is not None:
+        dataset = load_dataset(Path(train_cfg.data), goal_env_spec(train_cfg.env))
+    return GoalTrainer(config, run_dir, dataset).run(progress)
