@@ -11,7 +11,7 @@ from metra.agents.dads import DADSAgent, DADSConfig, dads_reward
 from metra.agents.diayn import DIAYNAgent, DIAYNConfig, diayn_log_likelihood
 from metra.agents.lsd import LSDAgent, LSDConfig
 
-OBS, ACT, D = 5, 2, 3
+OBS, ACT, D = 5, 2, 4
 
 
 def _batch(n: int = 64, discrete: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
@@ -33,6 +33,8 @@ def _create(cls, config_cls, **kw):
 @pytest.mark.parametrize("algo", list(SKILL_AGENTS))
 @pytest.mark.parametrize("discrete", [False, True])
 def test_every_agent_updates(algo: str, discrete: bool) -> None:
+    if discrete and algo == "qmetra":
+        pytest.skip("the quasimetric METRA has continuous skills only")
     config_cls, agent_cls = SKILL_AGENTS[algo]
     agent = _create(agent_cls, config_cls, discrete=discrete)
     batch = _batch(discrete=discrete)

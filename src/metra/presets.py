@@ -116,6 +116,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         dict(latent_dim=2, discrete=False, hidden=(256, 256), lr=3e-4),
     ),
 }
+# The one-way room: the point preset with a current, and 4-D skills so that the quasimetric
+# METRA (`--algo qmetra`) has 2 Euclidean and 2 asymmetric latent dims.
+PRESETS["point_current"] = (
+    "the point room with a +x current (upstream 4x slower than downstream), 4-D skills",
+    {**PRESETS["point"][1], "env": "point_current"},
+    {**PRESETS["point"][2], "latent_dim": 4},
+)
 DEFAULT_PRESET = "point"
 
 

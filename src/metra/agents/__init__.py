@@ -9,11 +9,17 @@ from metra.agents.cic import CICAgent, CICConfig
 from metra.agents.dads import DADSAgent, DADSConfig
 from metra.agents.diayn import DIAYNAgent, DIAYNConfig
 from metra.agents.lsd import LSDAgent, LSDConfig
-from metra.agents.metra import MetraAgent, MetraConfig
+from metra.agents.metra import (
+    MetraAgent,
+    MetraConfig,
+    QuasimetricMetraAgent,
+    QuasimetricMetraConfig,
+)
 from metra.agents.sac import SACAgent, SACConfig
 
 SKILL_AGENTS: dict[str, tuple[type, type]] = {
     "metra": (MetraConfig, MetraAgent),
+    "qmetra": (QuasimetricMetraConfig, QuasimetricMetraAgent),
     "lsd": (LSDConfig, LSDAgent),
     "diayn": (DIAYNConfig, DIAYNAgent),
     "dads": (DADSConfig, DADSAgent),

@@ -9,6 +9,7 @@ reward (phi(s') - phi(s))^T z computed from the current phi at update time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -20,8 +21,16 @@ from metra.agents.base import Batch, Metrics
 from metra.agents.sac import log_scalar_state
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
 from metra.networks import MLP
+from metra.quasimetric import mrn
 
-__all__ = ["MetraAgent", "MetraConfig", "centered_latent", "sample_skills"]
+__all__ = [
+    "MetraAgent",
+    "MetraConfig",
+    "QuasimetricMetraAgent",
+    "QuasimetricMetraConfig",
+    "centered_latent",
+    "sample_skills",
+]
 
 
 @dataclass(frozen=True)
@@ -140,3 +149,63 @@ class MetraAgent(DirectionalAgent):
             "lambda": lam,
         }
         return agent, agent._reward(batch), metrics
+
+
+@dataclass(frozen=True)
+class QuasimetricMetraConfig(MetraConfig):
+    """METRA whose latent distance is MRN's quasimetric (see `QuasimetricMetraAgent`); the
+    latent's first half is Euclidean, its second half asymmetric."""
+
+    latent_dim: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.discrete or self.latent_dim < 2 or self.latent_dim % 2:
+            raise ValueError(
+                "the quasimetric METRA needs continuous skills of an even size >= 2 "
+                f"(half Euclidean, half asymmetric), got latent_dim={self.latent_dim}"
+            )
+
+
+def asymmetric_norm(v: jax.Array) -> jax.Array:
+    """N(v) = ||v_s|| + max_i relu(-v_a,i) for v = [v_s, v_a]: MRN's d(x, x + v)."""
+    return mrn(jnp.zeros_like(v), v)
+
+
+def dual_ball_direction(v: jax.Array) -> jax.Array:
+    """The skill z of the prior's support (unit z_s, z_a = -p with p on the simplex) that
+    maximizes z^T v: z_s = v_s / ||v_s||, z_a = -e_k with k = argmin_i v_a,i."""
+    half = v.shape[-1] // 2
+    sym, asym = v[..., :half], v[..., half:]
+    z_sym = sym / (jnp.linalg.norm(sym, axis=-1, keepdims=True) + 1e-8)
+    z_asym = -jax.nn.one_hot(jnp.argmin(asym, -1), asym.shape[-1])
+    return jnp.concatenate([z_sym, z_asym], -1)
+
+
+class QuasimetricMetraAgent(MetraAgent):
+    """METRA with the quasimetric latent distance d(x, y) = N(y - x) of MRN, so that one-way
+    transitions need not bound the way back. Derivation (docs/quasimetric-metra.md):
+
+    - constraint: d(phi(s), phi(s')) <= 1 on every transition;
+    - reward: z^T (phi(s') - phi(s)) with z in the dual ball {z : z^T v <= N(v) for all v}
+      = {||z_s|| <= 1} x {z_a <= 0, sum |z_a| <= 1}, so each step pays at most
+      d(phi(s), phi(s')) <= 1, the property METRA's unit z gives with the Euclidean norm;
+    - prior: the extreme points, z_s uniform on the sphere and z_a = -p, p uniform on the
+      simplex;
+    - goals: the prior's z maximizing z^T (phi(g) - phi(s)) (`dual_ball_direction`).
+    """
+
+    def _sq_dist(self, diff: jax.Array) -> jax.Array:
+        return asymmetric_norm(diff) ** 2
+
+    @partial(jax.jit, static_argnames="n")
+    def sample_latents(self, key: jax.Array, n: int) -> jax.Array:
+        half = self.config.latent_dim // 2
+        k_sym, k_asym = jax.random.split(key)
+        z_sym = sample_skills(k_sym, n, half, discrete=False, prior="sphere")
+        weights = jax.random.exponential(k_asym, (n, half))  # normalized: uniform on simplex
+        return jnp.concatenate([z_sym, -weights / weights.sum(-1, keepdims=True)], -1)
+
+    @jax.jit
+    def goal_latent(self, obs: jax.Array, goal_obs: jax.Array) -> jax.Array:
+        return dual_ball_direction(self.phi(goal_obs) - self.phi(obs))

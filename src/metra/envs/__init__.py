@@ -14,6 +14,7 @@ __all__ = ["ENV_NAMES", "BatchEnv", "EnvSpec", "StepResult", "env_spec", "make_e
 
 _REGISTRY: dict[str, tuple[str, str]] = {
     "point": ("metra.envs.point", "SPEC"),
+    "point_current": ("metra.envs.point", "CURRENT_SPEC"),
     "ant": ("metra.envs.locomotion", "ANT"),
     "half_cheetah": ("metra.envs.locomotion", "HALF_CHEETAH"),
 }

@@ -2,9 +2,15 @@
 
 Thousands of steps per millisecond, so a skill agent visibly raises its coverage within a
 CPU minute: the env for tests and the demo.
+
+`point_current` adds a current that carries the point CURRENT per step in +x: downstream it
+covers 0.8 per step, upstream 0.2, so going up the room takes four times as long as coming
+down. Temporal distances are asymmetric there, which a Euclidean latent cannot represent.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -13,6 +19,8 @@ from metra.envs.base import EnvSpec, StepResult, replace_coords
 ROOM = 10.0  # the room is [-ROOM, ROOM]^2, i.e. 20 x 20 = 400 coverage bins
 SPEED = 0.5  # largest displacement per step along each axis
 EPISODE_LEN = 100
+
+CURRENT = 0.3  # point_current: drift per step along +x
 
 SPEC = EnvSpec(
     name="point",
@@ -23,16 +31,18 @@ SPEC = EnvSpec(
     coord_index=(0, 1),
     goal_range=ROOM,  # goals anywhere in the room
 )
+CURRENT_SPEC = dataclasses.replace(SPEC, name="point_current")
 
 
 class PointEnv:
-    """Observation = position (x, y); action = velocity in [-1, 1]^2 scaled by SPEED."""
+    """Observation = position (x, y); action = velocity in [-1, 1]^2 scaled by SPEED, plus a
+    drift of `current` along +x."""
 
-    spec = SPEC
-
-    def __init__(self, num_envs: int = 1, seed: int = 0) -> None:
+    def __init__(self, num_envs: int = 1, seed: int = 0, current: float = 0.0) -> None:
+        self.spec = CURRENT_SPEC if current else SPEC
         self.num_envs = num_envs
         self.seed = seed
+        self._drift = np.array([current, 0.0], np.float32)
         self._pos = np.zeros((num_envs, 2), np.float32)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +53,8 @@ class PointEnv:
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
-        self._pos = np.clip(self._pos + SPEED * actions, -ROOM, ROOM).astype(np.float32)
+        step = SPEED * actions + self._drift
+        self._pos = np.clip(self._pos + step, -ROOM, ROOM).astype(np.float32)
         return StepResult(
             obs=self._pos.copy(),
             reward=np.zeros(self.num_envs, np.float32),
@@ -69,4 +80,4 @@ class PointEnv:
 
 def make(spec: EnvSpec, num_envs: int, seed: int) -> PointEnv:
     """Registry hook."""
-    return PointEnv(num_envs, seed)
+    return PointEnv(num_envs, seed, CURRENT if spec is CURRENT_SPEC else 0.0)
