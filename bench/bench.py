@@ -6,7 +6,9 @@
 Figures: raw Ant-v5 env steps/s (one env, random actions); updates/s (representation + SAC)
 of every skill algorithm at batch 256 for MLP widths 256 and 1024 (50 steps per jitted call,
 compile excluded); end-to-end env steps/s of the `ant` preset at steady state (rollouts +
-updates, warm-up and compile excluded).
+updates, warm-up and compile excluded); QRL updates/s (two critics, dynamics, actor) on
+pointmaze-sized inputs at OGBench's size (3x512, latent 512, batch 1024) and at the size this
+project's CPU runs use (3x256, latent 128, batch 256).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import json
 import platform
 import tempfile
 import time
+from typing import Any
 
 import jax
 import numpy as np
 
 from metra.agents import SKILL_AGENTS
+from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.api import resolve_config
 from metra.envs import make_env
 from metra.train.online import SkillTrainer
@@ -36,6 +40,19 @@ def env_steps_per_s(name: str, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def timed_updates(agent: Any, batches: dict[str, np.ndarray], calls: int) -> float:
+    """Gradient steps per second of `calls` jitted calls on the stacked `batches`, the
+    compiling first call excluded."""
+    agent, _ = agent.update(batches)
+    jax.block_until_ready(agent)
+    start = time.perf_counter()
+    for _ in range(calls):
+        agent, metrics = agent.update(batches)
+    jax.block_until_ready(metrics)
+    steps = len(next(iter(batches.values())))
+    return calls * steps / (time.perf_counter() - start)
+
+
 def updates_per_s(algo: str, width: int, calls: int, obs_dim: int = 29, act_dim: int = 8) -> float:
     config_cls, agent_cls = SKILL_AGENTS[algo]
     agent = agent_cls.create(config_cls(hidden=(width, width)), obs_dim, act_dim, seed=0)
@@ -48,13 +65,20 @@ def updates_per_s(algo: str, width: int, calls: int, obs_dim: int = 29, act_dim:
         "latent": np.asarray(agent.sample_latents(jax.random.PRNGKey(0), k * b)).reshape(k, b, -1),
         "mask": np.ones((k, b), np.float32),
     }
-    agent, _ = agent.update(batch)  # compile
-    jax.block_until_ready(agent)
-    start = time.perf_counter()
-    for _ in range(calls):
-        agent, metrics = agent.update(batch)
-    jax.block_until_ready(metrics)
-    return calls * k / (time.perf_counter() - start)
+    return timed_updates(agent, batch, calls)
+
+
+def qrl_updates_per_s(width: int, latent: int, batch: int, calls: int) -> float:
+    config = QRLConfig(hidden=(width,) * 3, latent_dim=latent, components=latent // 8)
+    agent = QRLAgent.create(config, obs_dim=2, act_dim=2, seed=0)
+    rng = np.random.default_rng(0)
+    k = 10
+    batches = {
+        key: rng.normal(size=(k, batch, 2)).astype(np.float32)
+        for key in ("obs", "next_obs", "value_goal", "actor_goal")
+    }
+    batches["action"] = rng.uniform(-1, 1, (k, batch, 2)).astype(np.float32)
+    return timed_updates(agent, batches, calls)
 
 
 def end_to_end(preset: str, epochs: int) -> dict[str, float]:
@@ -90,9 +114,11 @@ def main() -> None:
         "ant_env_steps_per_s": env_steps_per_s("ant", 2000 * reps),
         "updates_per_s_width256": {a: updates_per_s(a, 256, 4 * reps) for a in SKILL_AGENTS},
         "ant_preset_end_to_end": end_to_end("ant", 2 * reps),
+        "qrl_updates_per_s_cpu_runs": qrl_updates_per_s(256, 128, 256, 2 * reps),
     }
     if not args.quick:
         figures["updates_per_s_width1024"] = {a: updates_per_s(a, 1024, 1) for a in SKILL_AGENTS}
+        figures["qrl_updates_per_s_ogbench_size"] = qrl_updates_per_s(512, 512, 1024, 1)
     print(json.dumps(figures, indent=2))
 
 

@@ -30,17 +30,17 @@ def test_odd_or_discrete_skills_are_refused() -> None:
 
 def test_prior_skills_pay_at_most_the_quasimetric_and_goals_take_the_best() -> None:
     """z^T v <= N(v) for every prior skill (a step inside the constraint pays <= 1), and the
-    goal rule's z attains max over the prior of z^T v."""
+    goal rule's z attains max over the prior of z^T v, which is N(v) itself."""
     agent = QuasimetricMetraAgent.create(QuasimetricMetraConfig(hidden=(16,)), 3, 2, 0)
     z = agent.sample_latents(jax.random.PRNGKey(0), 4000)
     assert np.allclose(jnp.linalg.norm(z[:, :2], axis=-1), 1.0, atol=1e-5)
-    assert bool((z[:, 2:] <= 0).all()) and np.allclose(z[:, 2:].sum(-1), -1.0, atol=1e-5)
+    assert bool((z[:, 2:] <= 0).all()) and bool((z[:, 2:].sum(-1) >= -1.0 - 1e-5).all())
     v = jax.random.normal(jax.random.PRNGKey(1), (50, 4)) * 3
     payoff = v @ z.T  # [50 v, 4000 z]
     assert bool((payoff <= asymmetric_norm(v)[:, None] + 1e-4).all())
     best = (dual_ball_direction(v) * v).sum(-1)
     assert bool((best >= payoff.max(1) - 1e-4).all())
-    assert bool((best <= asymmetric_norm(v) + 1e-4).all())
+    np.testing.assert_allclose(best, asymmetric_norm(v), rtol=1e-5, atol=1e-5)
 
 
 def test_the_current_makes_upstream_four_times_slower() -> None:

@@ -173,12 +173,13 @@ def asymmetric_norm(v: jax.Array) -> jax.Array:
 
 
 def dual_ball_direction(v: jax.Array) -> jax.Array:
-    """The skill z of the prior's support (unit z_s, z_a = -p with p on the simplex) that
-    maximizes z^T v: z_s = v_s / ||v_s||, z_a = -e_k with k = argmin_i v_a,i."""
+    """The skill z of the dual ball that maximizes z^T v: z_s = v_s / ||v_s||, and
+    z_a = -e_k with k = argmin_i v_a,i where some v_a,i < 0 (else z_a = 0)."""
     half = v.shape[-1] // 2
     sym, asym = v[..., :half], v[..., half:]
     z_sym = sym / (jnp.linalg.norm(sym, axis=-1, keepdims=True) + 1e-8)
-    z_asym = -jax.nn.one_hot(jnp.argmin(asym, -1), asym.shape[-1])
+    lowest = jax.nn.one_hot(jnp.argmin(asym, -1), asym.shape[-1])
+    z_asym = -lowest * (asym.min(-1, keepdims=True) < 0)
     return jnp.concatenate([z_sym, z_asym], -1)
 
 
@@ -190,9 +191,9 @@ class QuasimetricMetraAgent(MetraAgent):
     - reward: z^T (phi(s') - phi(s)) with z in the dual ball {z : z^T v <= N(v) for all v}
       = {||z_s|| <= 1} x {z_a <= 0, sum |z_a| <= 1}, so each step pays at most
       d(phi(s), phi(s')) <= 1, the property METRA's unit z gives with the Euclidean norm;
-    - prior: the extreme points, z_s uniform on the sphere and z_a = -p, p uniform on the
-      simplex;
-    - goals: the prior's z maximizing z^T (phi(g) - phi(s)) (`dual_ball_direction`).
+    - prior: z_s uniform on the unit sphere (as METRA) and z_a = -p, p uniform on the corner
+      simplex {p >= 0, sum p <= 1}, so skills differ in how much one-way progress they seek;
+    - goals: the z of the dual ball maximizing z^T (phi(g) - phi(s)) (`dual_ball_direction`).
     """
 
     def _sq_dist(self, diff: jax.Array) -> jax.Array:
@@ -203,8 +204,11 @@ class QuasimetricMetraAgent(MetraAgent):
         half = self.config.latent_dim // 2
         k_sym, k_asym = jax.random.split(key)
         z_sym = sample_skills(k_sym, n, half, discrete=False, prior="sphere")
-        weights = jax.random.exponential(k_asym, (n, half))  # normalized: uniform on simplex
-        return jnp.concatenate([z_sym, -weights / weights.sum(-1, keepdims=True)], -1)
+        # D_a + 1 normalized exponentials are uniform on a simplex; dropping one leaves p
+        # uniform on the corner simplex.
+        weights = jax.random.exponential(k_asym, (n, half + 1))
+        p = (weights / weights.sum(-1, keepdims=True))[:, :half]
+        return jnp.concatenate([z_sym, -p], -1)
 
     @jax.jit
     def goal_latent(self, obs: jax.Array, goal_obs: jax.Array) -> jax.Array:

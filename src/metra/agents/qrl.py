@@ -35,7 +35,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics, require_key
-from metra.agents.sac import log_scalar_state
+from metra.agents.sac import log_scalar_state, policy_action
 from metra.networks import MLP, TanhGaussianPolicy, sample_tanh_gaussian
 from metra.quasimetric import HEADS, QuasimetricHead
 
@@ -266,7 +266,4 @@ class QRLAgent(Agent):
     ) -> jax.Array:
         """Actions in [-1, 1]; the latent is the goal."""
         require_key(key, deterministic)
-        mean, log_std = self.actor.apply_fn(self.actor.params, jnp.concatenate([obs, latent], -1))
-        if deterministic:
-            return jnp.tanh(mean)
-        return sample_tanh_gaussian(mean, log_std, key)[0]
+        return policy_action(self.actor, jnp.concatenate([obs, latent], -1), key, deterministic)

@@ -40,6 +40,16 @@ def log_scalar_state(init: float, lr: float) -> TrainState:
     return TrainState.create(apply_fn=None, params=params, tx=optax.adam(lr))
 
 
+def policy_action(
+    actor: TrainState, inputs: jax.Array, key: jax.Array | None, deterministic: bool
+) -> jax.Array:
+    """An action of a tanh-Gaussian actor: tanh(mean) when deterministic, else a sample."""
+    mean, log_std = actor.apply_fn(actor.params, inputs)
+    if deterministic:
+        return jnp.tanh(mean)
+    return sample_tanh_gaussian(mean, log_std, key)[0]
+
+
 class SACCore(struct.PyTreeNode):
     """Actor, twin critics with Polyak targets, and a log-parameterized temperature."""
 
@@ -73,10 +83,7 @@ class SACCore(struct.PyTreeNode):
     def sample_action(
         self, obs: jax.Array, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
-        mean, log_std = self.actor.apply_fn(self.actor.params, obs)
-        if deterministic:
-            return jnp.tanh(mean)
-        return sample_tanh_gaussian(mean, log_std, key)[0]
+        return policy_action(self.actor, obs, key, deterministic)
 
     def update(self, batch: Batch, key: jax.Array) -> tuple[SACCore, Metrics]:
         """One step: critics, then actor, then temperature (the official METRA order).

@@ -249,7 +249,19 @@ class MazeOracle:
         return direction / max(float(np.linalg.norm(direction)), 1e-6)
 
 
-class PointMaze:
+class _UnwrappedEnv:
+    """What both goal envs share: a Gymnasium env stepped unwrapped in `_env`."""
+
+    _env: Any
+
+    def render(self) -> np.ndarray:
+        return np.asarray(self._env.render(), np.uint8)
+
+    def close(self) -> None:
+        self._env.close()
+
+
+class PointMaze(_UnwrappedEnv):
     """OGBench pointmaze: the observation and the goal are x-y positions; success within 1.0."""
 
     def __init__(self, spec: GoalEnvSpec, seed: int = 0) -> None:
@@ -292,12 +304,6 @@ class PointMaze:
         success = bool(info["success"])
         # OGBench's evaluation ends an episode at success.
         return obs.astype(np.float32), success, success or self._t >= self.spec.episode_len
-
-    def render(self) -> np.ndarray:
-        return np.asarray(self._env.render(), np.uint8)
-
-    def close(self) -> None:
-        self._env.close()
 
 
 _QPOS_WIDTH = {"mjJNT_FREE": 7, "mjJNT_BALL": 4, "mjJNT_SLIDE": 1, "mjJNT_HINGE": 1}
@@ -360,7 +366,7 @@ def patch_gymnasium_robotics() -> None:
     mujoco_utils.set_joint_qvel = _set_joint_qvel
 
 
-class Fetch:
+class Fetch(_UnwrappedEnv):
     """Gymnasium-Robotics Fetch: the observation holds the achieved goal, the goal is a position."""
 
     def __init__(self, spec: GoalEnvSpec, seed: int = 0, render_size: int = 256) -> None:
@@ -400,9 +406,3 @@ class Fetch:
             bool(info["is_success"]),
             self._t >= self.spec.episode_len,
         )
-
-    def render(self) -> np.ndarray:
-        return np.asarray(self._env.render(), np.uint8)
-
-    def close(self) -> None:
-        self._env.close()
