@@ -143,10 +143,12 @@ def random_goal_policy(act_dim: int, seed: int) -> Any:
 
 
 def agent_goal_policy(agent: QRLAgent, deterministic: bool, key: jax.Array | None = None) -> Any:
-    keys = iter(jax.random.split(key, 100_000)) if key is not None else None
+    """The agent as a `goal_rollout` policy; stochastic steps fold the step count into `key`."""
+    step = [0]
 
     def policy(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        k = next(keys) if keys is not None else None
+        k = None if key is None else jax.random.fold_in(key, step[0])
+        step[0] += 1
         return np.asarray(agent.act(obs, goal, deterministic=deterministic, key=k))
 
     return policy
@@ -181,16 +183,17 @@ class GoalTrainer:
         self.run_dir = Path(run_dir)
         probe = make_goal_env(self.cfg.env, self.cfg.seed)
         self.spec: GoalEnvSpec = probe.spec
-        self.envs = [probe] + [
-            make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(1, self.cfg.num_envs)
-        ]
         spec = self.spec
         if self.cfg.offline:
+            probe.close()  # the spec is all an offline run needs; evaluation builds its own
+            self.envs: list[GoalEnv] = []
             if data is None:
                 raise ValueError("an offline run needs its dataset")
             self.buffer = dataset_episodes(data)
         else:
-            self.envs = self.envs[: self.cfg.num_envs]
+            self.envs = [probe] + [
+                make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(1, self.cfg.num_envs)
+            ]
             self.buffer = episode_buffer(
                 self.cfg.replay_size, spec.episode_len, spec.obs_dim, spec.act_dim
             )
