@@ -20,13 +20,13 @@ import jax
 import numpy as np
 
 from metra.agents.qrl import QRLAgent, QRLConfig
-from metra.envs.goals import GoalEnv, GoalEnvSpec, make_goal_env
+from metra.envs.goals import GoalEnv, GoalEnvSpec, goal_env_spec, make_goal_env
 from metra.eval.plots import Curve, line_plot
 from metra.presets import apply_overrides, build_config, require_counts
 from metra.replay import ReplayBuffer, episode_buffer, sample_goal_batch
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger, read_progress
-from metra.train.loop import run_epochs
+from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
 EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
@@ -181,18 +181,16 @@ class GoalTrainer:
     def __init__(self, config: GoalRunConfig, run_dir: Path, data: dict[str, np.ndarray] | None):
         self.config, self.cfg = config, config.train
         self.run_dir = Path(run_dir)
-        probe = make_goal_env(self.cfg.env, self.cfg.seed)
-        self.spec: GoalEnvSpec = probe.spec
+        self.spec: GoalEnvSpec = goal_env_spec(self.cfg.env)
         spec = self.spec
-        if self.cfg.offline:
-            probe.close()  # the spec is all an offline run needs; evaluation builds its own
+        if self.cfg.offline:  # no training envs: evaluation builds its own
             self.envs: list[GoalEnv] = []
             if data is None:
                 raise ValueError("an offline run needs its dataset")
             self.buffer = dataset_episodes(data)
         else:
-            self.envs = [probe] + [
-                make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(1, self.cfg.num_envs)
+            self.envs = [
+                make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(self.cfg.num_envs)
             ]
             self.buffer = episode_buffer(
                 self.cfg.replay_size, spec.episode_len, spec.obs_dim, spec.act_dim
@@ -252,14 +250,7 @@ class GoalTrainer:
         batches = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
         self.agent, metrics = self.agent.update(batches)
         c.updates += cfg.grad_steps
-        metrics = {k: float(v) for k, v in metrics.items()}
-        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite {', '.join(bad)} at step {self.steps(c)}; rerun to resume from "
-                "the last checkpoint with a smaller agent.lr"
-            )
-        return metrics
+        return finite_metrics(metrics, f"{self.step_name} {self.steps(c)}")
 
     def evaluate(self) -> dict[str, float]:
         return success_rate(self.agent, self.cfg.env, self.cfg.eval_episodes)
@@ -311,7 +302,6 @@ def train_qrl(
     `out` (default runs/qrl-ENV-MODE-seedS). A folder that holds a checkpoint is resumed
     with its own config (`steps` may raise the total). Returns the run folder."""
     from metra.data import load_dataset
-    from metra.envs.goals import goal_env_spec
 
     mode = "offline" if data is not None else "online"
     run_dir = Path(out) if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}"

@@ -4,6 +4,7 @@ Ctrl-C that stops after the epoch with a checkpoint."""
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,18 @@ def stop_on_interrupt() -> Iterator[list[bool]]:
 def crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of `every` lies in (before, after]."""
     return after // every > before // every
+
+
+def finite_metrics(metrics: dict[str, Any], where: str) -> dict[str, float]:
+    """The update metrics as floats; a NaN or inf stops the run, naming the resume fix."""
+    values = {k: float(v) for k, v in metrics.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(
+            f"non-finite {', '.join(bad)} at {where}; resume from the last checkpoint with a "
+            "smaller lr (agent.lr=...)"
+        )
+    return values
 
 
 class EpochTrainer(Protocol):

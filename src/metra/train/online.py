@@ -25,7 +25,7 @@ from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger
-from metra.train.loop import crossed, stop_on_interrupt
+from metra.train.loop import crossed, finite_metrics, stop_on_interrupt
 
 CONFIG_FILE = "config.json"
 
@@ -110,14 +110,7 @@ class SkillTrainer:
         batches = self.replay.sample(rng, self.cfg.grad_steps, self.cfg.batch_size)
         self.agent, metrics = self.agent.update(batches)
         self.counters.updates += self.cfg.grad_steps
-        metrics = {k: float(v) for k, v in metrics.items()}
-        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite {', '.join(bad)} at env step {self.counters.env_steps}; "
-                f"resume from the last checkpoint with a smaller lr (agent.lr=...)"
-            )
-        return metrics
+        return finite_metrics(metrics, f"env step {self.counters.env_steps}")
 
     def train_epoch(self) -> dict[str, float]:
         """Collect one batch of skill trajectories, then one jitted block of updates (once the
