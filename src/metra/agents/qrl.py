@@ -35,7 +35,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics, require_key
-from metra.agents.sac import log_scalar_state, policy_action
+from metra.agents.sac import log_scalar_state, policy_action, temperature_step
 from metra.networks import MLP, TanhGaussianPolicy, sample_tanh_gaussian
 from metra.quasimetric import HEADS, QuasimetricHead
 
@@ -241,9 +241,9 @@ class QRLAgent(Agent):
         (_, (logp, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
         agent = self.replace(actor=self.actor.apply_gradients(grads=grads))
         if cfg.online:
-            target = -cfg.target_entropy_scale * batch["action"].shape[-1]
-            gap = jax.lax.stop_gradient(-logp.mean() - target)
-            agent = agent.replace(log_alpha=self.log_alpha.apply_gradients(grads={"log": gap}))
+            act_dim = batch["action"].shape[-1]
+            log_alpha = temperature_step(self.log_alpha, logp, act_dim, cfg.target_entropy_scale)
+            agent = agent.replace(log_alpha=log_alpha)
             metrics = {**metrics, "entropy": -logp.mean(), "alpha": alpha}
         return agent, metrics
 

@@ -50,6 +50,15 @@ def policy_action(
     return sample_tanh_gaussian(mean, log_std, key)[0]
 
 
+def temperature_step(
+    log_alpha: TrainState, logp: jax.Array, act_dim: int, target_entropy_scale: float
+) -> TrainState:
+    """One step of the learned temperature toward the target entropy -scale * |A|."""
+    entropy_gap = jax.lax.stop_gradient(-logp.mean() + target_entropy_scale * act_dim)
+    # d/d(log alpha) of log_alpha * (H - H_target): alpha falls while H is above target.
+    return log_alpha.apply_gradients(grads={"log": entropy_gap})
+
+
 class SACCore(struct.PyTreeNode):
     """Actor, twin critics with Polyak targets, and a log-parameterized temperature."""
 
@@ -119,12 +128,9 @@ class SACCore(struct.PyTreeNode):
         (loss_pi, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(self.actor.params)
         actor = self.actor.apply_gradients(grads=grads)
 
-        target_entropy = -cfg.target_entropy_scale * act_dim
-        entropy_gap = jax.lax.stop_gradient(-logp.mean() - target_entropy)
         log_alpha = self.log_alpha
         if cfg.learn_temperature:
-            # d/d(log alpha) of log_alpha * (H - H_target): alpha falls while H is above target.
-            log_alpha = log_alpha.apply_gradients(grads={"log": entropy_gap})
+            log_alpha = temperature_step(log_alpha, logp, act_dim, cfg.target_entropy_scale)
 
         metrics = {
             "critic_loss": loss_q,
