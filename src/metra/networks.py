@@ -1,4 +1,4 @@
-"""Networks shared by every agent: MLP, tanh-Gaussian policy, twin critics."""
+"""Networks shared by every agent: MLP, pixel encoder, tanh-Gaussian policy, twin critics."""
 
 from __future__ import annotations
 
@@ -26,6 +26,35 @@ class MLP(nn.Module):
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
         return nn.Dense(self.out_dim)(x)
+
+
+PIXEL_CHANNELS = (48, 96, 192, 384)  # the official METRA pixel encoder
+
+
+def conv_output_size(obs_shape: Sequence[int], channels: Sequence[int]) -> int:
+    """Flat size of `PixelEncoder`'s output for images of `obs_shape` (H, W, C)."""
+    height, width = obs_shape[0], obs_shape[1]
+    for _ in channels:
+        height, width = (height - 4) // 2 + 1, (width - 4) // 2 + 1
+    if height < 1 or width < 1:
+        raise ValueError(f"images of {tuple(obs_shape)} are too small for {len(channels)} convs")
+    return height * width * channels[-1]
+
+
+class PixelEncoder(nn.Module):
+    """The METRA pixel encoder: 4x4 convolutions of stride 2 (no padding), ELU, then
+    flattened; uint8 frames [..., H, W, C] are scaled to [0, 1] first."""
+
+    channels: Sequence[int] = PIXEL_CHANNELS
+
+    @nn.compact
+    def __call__(self, frames: jax.Array) -> jax.Array:
+        x = frames.astype(jnp.float32) / 255.0
+        batch_shape = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        for width in self.channels:
+            x = nn.elu(nn.Conv(width, (4, 4), strides=(2, 2), padding="VALID")(x))
+        return x.reshape(*batch_shape, -1)
 
 
 class TanhGaussianPolicy(nn.Module):

@@ -123,6 +123,29 @@ PRESETS["point_current"] = (
     {**PRESETS["point"][1], "env": "point_current"},
     {**PRESETS["point"][2], "latent_dim": 4},
 )
+# Pixel presets: the official METRA pixel settings (8 trajectories per epoch, replay 300k, or
+# 100k for the kitchen). Evaluations render 48 episodes, so they run every 200k steps.
+_PIXEL_TRAIN = dict(replay_size=300_000, eval_every=200_000, checkpoint_every=100_000)
+PRESETS["quadruped_pixel"] = (
+    "dm_control Quadruped from 64x64 pixels (3 frames), 4-D continuous skills (official)",
+    dict(env="quadruped_pixel", total_steps=4_000_000, grad_steps=200, **_PIXEL_TRAIN),
+    dict(latent_dim=4, discrete=False),
+)
+PRESETS["humanoid_pixel"] = (
+    "dm_control Humanoid from 64x64 pixels (3 frames), 2-D continuous skills (official)",
+    dict(env="humanoid_pixel", total_steps=4_000_000, grad_steps=200, **_PIXEL_TRAIN),
+    dict(latent_dim=2, discrete=False),
+)
+PRESETS["kitchen_pixel"] = (
+    "Franka kitchen from 64x64 pixels (3 frames), 24 discrete skills, fixed temperature",
+    dict(
+        env="kitchen_pixel",
+        total_steps=2_000_000,
+        grad_steps=100,
+        **{**_PIXEL_TRAIN, "replay_size": 100_000, "eval_every": 100_000},
+    ),
+    dict(latent_dim=24, discrete=True, learn_temperature=False),
+)
 DEFAULT_PRESET = "point"
 
 

@@ -1,4 +1,5 @@
-"""A numpy ring buffer of transitions on the host."""
+"""Numpy ring buffers of transitions on the host: flat transitions, whole episodes (goal
+relabeling), and episodes of single frames stacked when sampled (pixels)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,54 @@ class ReplayBuffer:
             for key, value in self.data.items():
                 value[:size] = f[key]
             self.ptr, self.size = int(f["ptr"]), size
+
+
+class FrameReplay(ReplayBuffer):
+    """Transitions whose observations are stacks of the latest k frames, each frame stored
+    once as uint8: a row is one episode, `frames` [T + 1, H, W, C] (the newest frame of every
+    observation) beside per-step fields [T, ...]. A stack is rebuilt when sampled, its frame
+    indices clamped at the episode start, where the env pads a reset with the first frame;
+    storing stacks instead would take k times the memory, twice over for next_obs."""
+
+    def __init__(
+        self,
+        capacity: int,
+        episode_len: int,
+        frame_shape: tuple[int, ...],
+        stack: int,
+        fields: dict[str, tuple[tuple[int, ...], np.dtype]],
+    ) -> None:
+        """`capacity` in transitions (whole episodes are kept); `fields`: per-step fields
+        besides the observations (action, latent, ...)."""
+        if capacity < episode_len:
+            raise ValueError(f"replay capacity {capacity} < one episode ({episode_len} steps)")
+        rows = {k: ((episode_len, *shape), dtype) for k, (shape, dtype) in fields.items()}
+        frames = ((episode_len + 1, *frame_shape), np.dtype(np.uint8))
+        super().__init__(capacity // episode_len, {"frames": frames, **rows})
+        self.episode_len, self.stack = episode_len, stack
+
+    def __len__(self) -> int:
+        return self.size * self.episode_len
+
+    def nbytes(self) -> int:
+        """Memory the buffer takes when full."""
+        return sum(v.nbytes for v in self.data.values())
+
+    def _stacks(self, episodes: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Frame stacks ending at frame index `last` of `episodes`, channels concatenated."""
+        offsets = np.arange(1 - self.stack, 1)
+        index = np.maximum(last[..., None] + offsets, 0)
+        frames = self.data["frames"][episodes[..., None], index]  # [..., k, H, W, C]
+        return np.concatenate(np.moveaxis(frames, -4, 0), axis=-1)
+
+    def sample(self, rng: np.random.Generator, *shape: int) -> dict[str, np.ndarray]:
+        """Uniformly sampled transitions with `obs` and `next_obs` as frame stacks."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        ep = rng.integers(0, self.size, size=shape)
+        t = rng.integers(0, self.episode_len, size=shape)
+        batch = {k: v[ep, t] for k, v in self.data.items() if k != "frames"}
+        return {"obs": self._stacks(ep, t), "next_obs": self._stacks(ep, t + 1), **batch}
 
 
 def episode_buffer(capacity: int, episode_len: int, obs_dim: int, act_dim: int) -> ReplayBuffer:

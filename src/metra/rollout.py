@@ -17,19 +17,23 @@ Policy = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 class Trajectories:
     """Time-major arrays of one synchronous episode of every env in a batch."""
 
-    obs: np.ndarray  # [T + 1, n, obs_dim]
+    obs: np.ndarray  # [T + 1, n, *obs_shape]
     actions: np.ndarray  # [T, n, act_dim]
     latents: np.ndarray  # [T, n, D]
     coords: np.ndarray  # [T + 1, n, k]
     rewards: np.ndarray  # [T, n] task reward
     terminated: np.ndarray  # [T, n]
 
-    def transitions(self, bootstrap_time_limit: bool) -> dict[str, np.ndarray]:
-        """Flat transitions for the replay; `mask` is 0 where no value is bootstrapped."""
-        steps, n = self.actions.shape[:2]
+    def _mask(self, bootstrap_time_limit: bool) -> np.ndarray:
+        """[T, n]: 0 where no value is bootstrapped."""
         mask = 1.0 - self.terminated.astype(np.float32)
         if not bootstrap_time_limit:
             mask[-1] = 0.0
+        return mask
+
+    def transitions(self, bootstrap_time_limit: bool) -> dict[str, np.ndarray]:
+        """Flat transitions for a `ReplayBuffer`."""
+        steps, n = self.actions.shape[:2]
 
         def flat(x: np.ndarray) -> np.ndarray:
             return x.reshape(steps * n, *x.shape[2:])
@@ -40,8 +44,20 @@ class Trajectories:
             "action": flat(self.actions),
             "latent": flat(self.latents),
             "reward": flat(self.rewards),
-            "mask": flat(mask),
+            "mask": flat(self._mask(bootstrap_time_limit)),
         }
+
+    def episodes(self, bootstrap_time_limit: bool, frame_channels: int) -> dict[str, np.ndarray]:
+        """Episode rows for a `FrameReplay`: the newest frame of every observation (the last
+        `frame_channels` channels) and the per-step fields, env-major."""
+        major = {
+            "frames": self.obs[..., -frame_channels:],
+            "action": self.actions,
+            "latent": self.latents,
+            "reward": self.rewards,
+            "mask": self._mask(bootstrap_time_limit),
+        }
+        return {k: np.swapaxes(v, 0, 1) for k, v in major.items()}
 
 
 def rollout(env: BatchEnv, policy: Policy, seed: int, steps: int | None = None) -> Trajectories:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -20,7 +21,7 @@ from flax.training.train_state import TrainState
 from metra.agents.base import Batch, Metrics
 from metra.agents.sac import log_scalar_state
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
-from metra.networks import MLP
+from metra.networks import MLP, PIXEL_CHANNELS, PixelEncoder, conv_output_size
 from metra.quasimetric import mrn
 
 __all__ = [
@@ -42,6 +43,11 @@ class MetraConfig(SkillConfig):
     # How the squared distance reduces over the D latent dims: "mean" as the official code
     # does (the constraint is then ||.||^2 <= D), "sum" for the paper's ||.||^2 <= 1.
     dist_reduce: str = "mean"
+    # Pixel observations only: the conv encoder at the root of phi. The policy and critics
+    # read its features with the gradient stopped, so one encoder serves every network
+    # (the official code gives each network its own; see docs/pixels.md for the measured
+    # cost that decided this).
+    encoder_channels: tuple[int, ...] = PIXEL_CHANNELS
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,12 +75,36 @@ def goal_direction(phi_obs: jax.Array, phi_goal: jax.Array) -> jax.Array:
     return diff / (jnp.linalg.norm(diff, axis=-1, keepdims=True) + 1e-8)
 
 
-def phi_train_state(key: jax.Array, config: SkillConfig, obs_dim: int) -> TrainState:
-    phi_net = MLP(config.hidden, config.latent_dim)
+class PixelPhi(nn.Module):
+    """phi over frame stacks: `PixelEncoder`, then an MLP; `encode` gives the features."""
+
+    channels: tuple[int, ...]
+    hidden: tuple[int, ...]
+    out_dim: int
+
+    def setup(self) -> None:
+        self.encoder = PixelEncoder(self.channels)
+        self.head = MLP(self.hidden, self.out_dim)
+
+    def __call__(self, frames: jax.Array) -> jax.Array:
+        return self.head(self.encoder(frames))
+
+    def encode(self, frames: jax.Array) -> jax.Array:
+        return self.encoder(frames)
+
+
+def phi_train_state(
+    key: jax.Array, config: MetraConfig, obs_dim: int | tuple[int, ...]
+) -> TrainState:
+    """phi as an MLP over states, or a `PixelPhi` when `obs_dim` is an image shape."""
+    if isinstance(obs_dim, tuple):
+        phi_net: nn.Module = PixelPhi(config.encoder_channels, config.hidden, config.latent_dim)
+        example = jnp.zeros((1, *obs_dim), jnp.uint8)
+    else:
+        phi_net = MLP(config.hidden, config.latent_dim)
+        example = jnp.zeros((1, obs_dim))
     return TrainState.create(
-        apply_fn=phi_net.apply,
-        params=phi_net.init(key, jnp.zeros((1, obs_dim))),
-        tx=optax.adam(config.lr),
+        apply_fn=phi_net.apply, params=phi_net.init(key, example), tx=optax.adam(config.lr)
     )
 
 
@@ -108,8 +138,20 @@ class MetraAgent(DirectionalAgent):
     log_lambda: TrainState
 
     @classmethod
+    def feature_size(cls, config: MetraConfig, obs_shape: tuple[int, ...]) -> int:
+        if len(obs_shape) == 3:
+            return conv_output_size(obs_shape, config.encoder_channels)
+        return super().feature_size(config, obs_shape)
+
+    def _features(self, obs: jax.Array) -> jax.Array:
+        if not self.pixels:
+            return super()._features(obs)
+        params = self.phi_state.params
+        return jax.lax.stop_gradient(self.phi_state.apply_fn(params, obs, method=PixelPhi.encode))
+
+    @classmethod
     def init_representation(
-        cls, key: jax.Array, config: MetraConfig, obs_dim: int
+        cls, key: jax.Array, config: MetraConfig, obs_dim: int | tuple[int, ...]
     ) -> dict[str, Any]:
         return {
             "phi_state": phi_train_state(key, config, obs_dim),

@@ -89,31 +89,53 @@ class SkillAgent(Agent):
     obs_std: jax.Array
     rng: jax.Array
     config: Any = struct.field(pytree_node=False)
+    pixels: bool = struct.field(pytree_node=False)  # observations are uint8 frame stacks
 
     @classmethod
     def create(
         cls,
         config: SkillConfig,
-        obs_dim: int,
+        obs_dim: int | tuple[int, ...],
         act_dim: int,
         seed: int,
         obs_mean: Any = None,
         obs_std: Any = None,
     ) -> Any:
-        """`obs_mean`/`obs_std` fix the observation normalizer (None: identity)."""
+        """`obs_dim`: a state size, or an image shape (H, W, C) for pixel observations.
+        `obs_mean`/`obs_std` fix the state normalizer (None: identity)."""
         key, k_sac, k_rep = jax.random.split(jax.random.PRNGKey(seed), 3)
-        mean, std = normalizer(obs_dim, obs_mean, obs_std)
+        obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
+        features = cls.feature_size(config, obs_shape)
+        pixels = len(obs_shape) == 3
+        if pixels:  # frames are scaled inside the encoder, never normalized
+            mean, std = jnp.zeros(()), jnp.ones(())
+        else:
+            mean, std = normalizer(obs_shape[0], obs_mean, obs_std)
         return cls(
-            sac=SACCore.create(k_sac, obs_dim + config.latent_dim, act_dim, config.sac()),
+            sac=SACCore.create(k_sac, features + config.latent_dim, act_dim, config.sac()),
             obs_mean=mean,
             obs_std=std,
             rng=key,
             config=config,
-            **cls.init_representation(k_rep, config, obs_dim),
+            pixels=pixels,
+            **cls.init_representation(k_rep, config, obs_shape if pixels else obs_shape[0]),
         )
 
     @classmethod
-    def init_representation(cls, key: jax.Array, config: Any, obs_dim: int) -> dict[str, Any]:
+    def feature_size(cls, config: Any, obs_shape: tuple[int, ...]) -> int:
+        """Size of the observation features the policy and critics read. Agents that can
+        learn from pixels override it."""
+        if len(obs_shape) != 1:
+            raise ValueError(
+                f"{cls.__name__} learns from state vectors only, not observations of shape "
+                f"{obs_shape}; pixel envs run with --algo metra"
+            )
+        return obs_shape[0]
+
+    @classmethod
+    def init_representation(
+        cls, key: jax.Array, config: Any, obs_dim: int | tuple[int, ...]
+    ) -> dict[str, Any]:
         """The subclass's own fields, freshly initialized."""
         raise NotImplementedError
 
@@ -126,10 +148,14 @@ class SkillAgent(Agent):
 
     # ---- shared ---------------------------------------------------------------------
     def _normalize(self, obs: jax.Array) -> jax.Array:
-        return (obs - self.obs_mean) / self.obs_std
+        return obs if self.pixels else (obs - self.obs_mean) / self.obs_std
+
+    def _features(self, obs: jax.Array) -> jax.Array:
+        """What the policy and critics see of an observation: the normalized state."""
+        return self._normalize(obs)
 
     def _policy_input(self, obs: jax.Array, latent: jax.Array) -> jax.Array:
-        return jnp.concatenate([self._normalize(obs), latent], -1)
+        return jnp.concatenate([self._features(obs), latent], -1)
 
     @jax.jit
     def intrinsic_reward(self, batch: Batch) -> jax.Array:

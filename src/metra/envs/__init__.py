@@ -17,6 +17,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "point_current": ("metra.envs.point", "CURRENT_SPEC"),
     "ant": ("metra.envs.locomotion", "ANT"),
     "half_cheetah": ("metra.envs.locomotion", "HALF_CHEETAH"),
+    "quadruped_pixel": ("metra.envs.pixels", "QUADRUPED"),
+    "humanoid_pixel": ("metra.envs.pixels", "HUMANOID"),
+    "kitchen_pixel": ("metra.envs.kitchen", "KITCHEN"),
 }
 ENV_NAMES = tuple(_REGISTRY)
 

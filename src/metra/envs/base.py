@@ -27,16 +27,33 @@ class EnvSpec:
     goal_range: float
     # True when the episode only ends by the time limit (no terminal states).
     never_terminates: bool = True
+    # Pixel envs: one RGB frame is `frame_shape` (H, W, 3) and an observation is the latest
+    # `frame_stack` frames concatenated on channels, uint8 [H, W, 3 * frame_stack]; obs_dim is
+    # then its flat size. None for state vectors.
+    frame_shape: tuple[int, int, int] | None = None
+    frame_stack: int = 1
+    # Subtasks whose 0/1 completion flags follow the coverage coordinates in `coords` (kitchen).
+    task_names: tuple[str, ...] = ()
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """The shape of one observation: (obs_dim,) or (H, W, 3 * frame_stack)."""
+        if self.frame_shape is None:
+            return (self.obs_dim,)
+        height, width, channels = self.frame_shape
+        return (height, width, channels * self.frame_stack)
 
 
 @dataclass
 class StepResult:
     """One synchronous step of every env in the batch."""
 
-    obs: np.ndarray  # [n, obs_dim] float32
+    obs: np.ndarray  # [n, *obs_shape]: float32 states or uint8 frame stacks
     reward: np.ndarray  # [n] float32
     terminated: np.ndarray  # [n] bool: a true terminal state (no bootstrap)
-    coords: np.ndarray  # [n, len(coord_names)] float32, true simulator coordinates
+    # [n, len(coord_names) + len(task_names)] float32: true simulator coordinates, then the
+    # subtask flags
+    coords: np.ndarray
 
 
 class BatchEnv(Protocol):
@@ -55,11 +72,13 @@ class BatchEnv(Protocol):
         ...
 
     def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
-        """Observations equal to `obs` with their coverage coordinates replaced (goal states)."""
+        """Observations equal to `obs` with their coverage coordinates replaced (goal states;
+        pixel envs render the current pose moved to `coords`)."""
         ...
 
     def render(self, index: int = 0) -> np.ndarray:
-        """An RGB frame [H, W, 3] uint8 of env `index`, for videos."""
+        """An RGB frame [H, W, 3] uint8 of env `index`, for videos (pixel envs: what the agent
+        sees beside a third-person view)."""
         ...
 
     def close(self) -> None: ...

@@ -15,11 +15,6 @@ OGBench and Gymnasium-Robotics are imported when an env is built, so `import met
 
 from __future__ import annotations
 
-import os
-
-# Headless rendering: EGL (Mesa's software rasterizer works without a GPU).
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -7,11 +7,6 @@ loop: on this machine Gymnasium's AsyncVectorEnv is slower than stepping in one 
 
 from __future__ import annotations
 
-import os
-
-# Headless rendering for videos: EGL (Mesa's software rasterizer works without a GPU).
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import gymnasium as gym
 import numpy as np
 

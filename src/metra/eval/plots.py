@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from metra.envs import EnvSpec
+from metra.eval.skills import in_chunks
 from metra.rollout import Trajectories
 
 
@@ -55,9 +56,9 @@ def plot_skills(traj: Trajectories, agent: Any, spec: EnvSpec, out_dir: Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = skill_colors(traj.latents[0])
-    panels = [("skills_xy", traj.coords, spec.coord_names)]
+    panels = [("skills_xy", traj.coords[..., : len(spec.coord_names)], spec.coord_names)]
     if hasattr(agent, "phi"):
-        phi = np.asarray(agent.phi(traj.obs))
+        phi = in_chunks(agent.phi, traj.obs, len(spec.obs_shape))
         panels.append(("skills_phi", phi, tuple(f"phi {i + 1}" for i in range(phi.shape[-1]))))
     paths = []
     for name, values, names in panels:

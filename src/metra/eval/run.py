@@ -10,10 +10,15 @@ from typing import Any
 from metra.envs import env_spec, make_env
 from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import EVAL_SEED, coverage_of, random_rollout, skill_trajectories
+from metra.eval.skills import (
+    EVAL_SEED,
+    coverage_of,
+    random_rollout,
+    skill_metrics,
+    skill_trajectories,
+)
 from metra.eval.video import skill_video
 from metra.presets import RunConfig
-from metra.rollout import coverage
 from metra.train.checkpoint import Counters, load_checkpoint
 from metra.train.online import create_agent, read_config
 
@@ -32,7 +37,7 @@ def load(run_dir: str | Path) -> Any:
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
     """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
     with closing(make_env(env_name, seed, episodes)) as env:
-        return coverage(random_rollout(env, seed).coords)
+        return coverage_of(random_rollout(env, seed), env.spec)
 
 
 def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:
@@ -41,15 +46,16 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
     run_dir = Path(run_dir)
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
+    spec = env_spec(env_name)
     traj = skill_trajectories(agent, env_name, skills)
     result: dict[str, Any] = {
         "env": env_name,
         "env_steps": counters.env_steps,
         "skills": int(traj.latents.shape[1]),
-        "coverage": coverage_of(traj),
+        **skill_metrics(traj, spec),
         "coverage_random_policy": random_coverage(env_name, int(traj.latents.shape[1])),
     }
-    if hasattr(agent, "goal_latent") and not agent.config.discrete:
+    if hasattr(agent, "goal_latent") and not agent.config.discrete and spec.goal_range > 0:
         result.update(goal_reaching(agent, env_name, goals, EVAL_SEED))
     (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result

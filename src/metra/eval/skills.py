@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
 import jax
 import numpy as np
 
-from metra.envs import BatchEnv, make_env
+from metra.envs import BatchEnv, EnvSpec, make_env
 from metra.rollout import Policy, Trajectories, coverage, rollout
 
 EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
@@ -43,9 +44,30 @@ def skill_trajectories(agent: Any, env_name: str, n: int, seed: int = EVAL_SEED)
         return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
 
 
-def coverage_of(trajectories: Trajectories) -> int:
+def coverage_of(trajectories: Trajectories, spec: EnvSpec) -> int:
     """The METRA paper's state coverage: distinct 1x1 bins of the coverage coordinates."""
-    return coverage(trajectories.coords)
+    return coverage(trajectories.coords[..., : len(spec.coord_names)])
+
+
+def skill_metrics(trajectories: Trajectories, spec: EnvSpec) -> dict[str, int]:
+    """Coverage, and for envs with subtasks (the kitchen) `kitchen_tasks`: how many of them
+    any trajectory completes at some step (the METRA paper's kitchen metric)."""
+    metrics = {"coverage": coverage_of(trajectories, spec)}
+    if spec.task_names:
+        flags = trajectories.coords[..., len(spec.coord_names) :]
+        metrics["kitchen_tasks"] = int((flags.reshape(-1, flags.shape[-1]) > 0.5).any(0).sum())
+    return metrics
+
+
+def in_chunks(
+    fn: Callable[[np.ndarray], Any], x: np.ndarray, item_ndim: int, chunk: int = 1024
+) -> np.ndarray:
+    """fn over x [..., *item] (items of `item_ndim` axes) in chunks of items, reshaped back: a
+    whole evaluation of frame stacks through a conv net at once would not fit in memory."""
+    lead = x.shape[: x.ndim - item_ndim]
+    flat = x.reshape(-1, *x.shape[x.ndim - item_ndim :])
+    out = np.concatenate([np.asarray(fn(flat[i : i + chunk])) for i in range(0, len(flat), chunk)])
+    return out.reshape(*lead, *out.shape[1:])
 
 
 def random_policy(act_dim: int, latents: np.ndarray, seed: int) -> Policy:

@@ -23,12 +23,11 @@ from metra.envs.downstream import TASKS, SkillHierarchy, make_task
 from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
 from metra.presets import require_counts
-from metra.replay import ReplayBuffer
 from metra.rollout import rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger, read_progress
 from metra.train.loop import run_epochs
-from metra.train.online import epoch_seed, replay_fields
+from metra.train.online import epoch_seed, skill_replay, store
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class DownstreamTrainer:
         self.low_steps_per_episode = self.env.spec.episode_len * (
             config.skill_steps if config.hierarchical else 1
         )
-        self.replay = ReplayBuffer(config.replay_size, replay_fields(spec, 0))
+        self.replay = skill_replay(spec, config.replay_size, 0)
         self.agent = SACAgent.create(config.sac, spec.obs_dim, spec.act_dim, config.seed)
         self.counters = Counters()
         resume = has_checkpoint(self.run_dir)
@@ -116,7 +115,7 @@ class DownstreamTrainer:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
             policy = skill_policy(self.agent, self.no_latent, deterministic=False, key=key)
         train_return, traj = self._returns(policy, self.env, seed)
-        self.replay.add(traj.transitions(bootstrap_time_limit=True))
+        store(self.replay, traj, bootstrap_time_limit=True)
         c.env_steps += cfg.num_envs * self.low_steps_per_episode
         c.epoch += 1
         row = {"train_return": train_return}

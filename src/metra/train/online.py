@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from metra.envs import EnvSpec, env_spec, make_env
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import coverage_of, random_policy, skill_policy, skill_trajectories
+from metra.eval.skills import random_policy, skill_metrics, skill_policy, skill_trajectories
 from metra.presets import RunConfig, algo_classes
-from metra.replay import ReplayBuffer
-from metra.rollout import rollout
+from metra.replay import FrameReplay, ReplayBuffer
+from metra.rollout import Trajectories, rollout
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger
 from metra.train.loop import crossed, finite_metrics, stop_on_interrupt
@@ -33,7 +33,8 @@ CONFIG_FILE = "config.json"
 def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
     """A fresh agent of the run's algorithm (also the template checkpoints restore into)."""
     agent_cls = algo_classes(config.train.algo)[1]
-    return agent_cls.create(config.agent, spec.obs_dim, spec.act_dim, config.train.seed)
+    obs = spec.obs_dim if spec.frame_shape is None else spec.obs_shape
+    return agent_cls.create(config.agent, obs, spec.act_dim, config.train.seed)
 
 
 def read_config(run_dir: Path) -> RunConfig:
@@ -43,16 +44,28 @@ def read_config(run_dir: Path) -> RunConfig:
     return RunConfig.from_dict(json.loads(path.read_text()))
 
 
-def replay_fields(spec: EnvSpec, latent_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-    f32 = np.float32
-    return {
-        "obs": ((spec.obs_dim,), f32),
-        "next_obs": ((spec.obs_dim,), f32),
+def skill_replay(spec: EnvSpec, capacity: int, latent_dim: int) -> ReplayBuffer:
+    """Flat float transitions for states; single uint8 frames per episode for pixels."""
+    f32 = np.dtype(np.float32)
+    fields = {
         "action": ((spec.act_dim,), f32),
         "latent": ((latent_dim,), f32),
         "reward": ((), f32),
         "mask": ((), f32),
     }
+    if spec.frame_shape is not None:
+        return FrameReplay(capacity, spec.episode_len, spec.frame_shape, spec.frame_stack, fields)
+    obs = ((spec.obs_dim,), f32)
+    return ReplayBuffer(capacity, {"obs": obs, "next_obs": obs, **fields})
+
+
+def store(replay: ReplayBuffer, trajectories: Trajectories, bootstrap_time_limit: bool) -> None:
+    """Add one batch of episodes to a `skill_replay`."""
+    if isinstance(replay, FrameReplay):
+        channels = replay.data["frames"].shape[-1]
+        replay.add(trajectories.episodes(bootstrap_time_limit, channels))
+    else:
+        replay.add(trajectories.transitions(bootstrap_time_limit))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -69,9 +82,7 @@ class SkillTrainer:
         self.progress = progress
         self.spec = env_spec(self.cfg.env)
         self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
-        self.replay = ReplayBuffer(
-            self.cfg.replay_size, replay_fields(self.spec, config.agent.latent_dim)
-        )
+        self.replay = skill_replay(self.spec, self.cfg.replay_size, config.agent.latent_dim)
         self.agent = create_agent(config, self.spec)
         self.counters = Counters()
         if resume and has_checkpoint(self.run_dir):
@@ -93,14 +104,15 @@ class SkillTrainer:
         else:
             policy = skill_policy(self.agent, latents, deterministic=False, key=k_act)
         trajectories = rollout(self.env, policy, seed)
-        self.replay.add(trajectories.transitions(self.cfg.bootstrap_time_limit))
+        store(self.replay, trajectories, self.cfg.bootstrap_time_limit)
         before = self.counters.env_steps
         self.counters.env_steps += trajectories.actions.shape[0] * n
-        if before < self.cfg.min_replay <= self.counters.env_steps:
+        if before < self.cfg.min_replay <= self.counters.env_steps and not self.agent.pixels:
             self._fix_normalizer()
 
     def _fix_normalizer(self) -> None:
-        """Freeze obs mean/std measured on the random-action warm-up transitions."""
+        """Freeze state mean/std measured on the random-action warm-up transitions (frames
+        are not normalized)."""
         obs = self.replay.data["obs"][: len(self.replay)]
         std = np.maximum(obs.std(0), 1e-3)
         self.agent = self.agent.replace(obs_mean=obs.mean(0), obs_std=std)
@@ -122,11 +134,11 @@ class SkillTrainer:
         return metrics
 
     # ---- evaluation during training -------------------------------------------------
-    def evaluate(self) -> int:
-        """Coverage of deterministic skills; writes the skill plots."""
+    def evaluate(self) -> dict[str, int]:
+        """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
         trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills)
         plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
-        return coverage_of(trajectories)
+        return skill_metrics(trajectories, self.spec)
 
     # ---- the loop -------------------------------------------------------------------
     def run(self) -> Path:
@@ -156,7 +168,7 @@ class SkillTrainer:
                         crossed(before, c.env_steps, cfg.eval_every)
                         or c.env_steps >= cfg.total_steps
                     ):
-                        row["coverage"] = self.evaluate()
+                        row.update(self.evaluate())
                     if row:
                         row["updates"] = c.updates
                         row["time_s"] = c.elapsed_s + elapsed
