@@ -22,16 +22,35 @@ class Agent(struct.PyTreeNode):
     def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
         raise NotImplementedError
 
-    @jax.jit
+    @property
+    def has_convolutions(self) -> bool:
+        """True when the update runs conv nets: XLA's CPU backend runs convolutions inside a
+        `lax.scan` about 9x slower than in a plain jitted call (measured: 8.8 s against 0.95 s
+        per pixel METRA step at batch 64), so those agents step in a Python loop."""
+        return False
+
     def update(self, batches: Batch) -> tuple[Any, Metrics]:
         """K gradient steps on `batches` (every leaf shaped [K, batch, ...]); metrics are
         averaged over the K steps."""
+        if not self.has_convolutions:
+            return self._scan_update(batches)
+        agent, rows = self, []
+        for k in range(len(next(iter(batches.values())))):
+            agent, metrics = agent._jit_step(jax.tree.map(lambda x, k=k: x[k], batches))
+            rows.append(metrics)
+        return agent, jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *rows)
 
+    @jax.jit
+    def _scan_update(self, batches: Batch) -> tuple[Any, Metrics]:
         def body(agent: Agent, batch: Batch) -> tuple[Agent, Metrics]:
             return agent.update_step(batch)
 
         agent, metrics = jax.lax.scan(body, self, batches)
         return agent, jax.tree.map(jnp.mean, metrics)
+
+    @jax.jit
+    def _jit_step(self, batch: Batch) -> tuple[Any, Metrics]:
+        return self.update_step(batch)
 
 
 def require_key(key: jax.Array | None, deterministic: bool) -> None:

@@ -147,6 +147,10 @@ class SkillAgent(Agent):
         raise NotImplementedError
 
     # ---- shared ---------------------------------------------------------------------
+    @property
+    def has_convolutions(self) -> bool:
+        return self.pixels
+
     def _normalize(self, obs: jax.Array) -> jax.Array:
         return obs if self.pixels else (obs - self.obs_mean) / self.obs_std
 
