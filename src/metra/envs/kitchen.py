@@ -19,7 +19,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from metra.envs.base import EnvSpec, StepResult
+from metra.envs.base import EnvSpec
 from metra.envs.pixels import FRAME, FRAME_STACK, PixelBatch
 
 KITCHEN = EnvSpec(
@@ -89,7 +89,6 @@ class KitchenPixels(PixelBatch):
 
         patch_gymnasium_robotics()
         gym.register_envs(gymnasium_robotics)
-        self.seed = seed
         # Stepped unwrapped: the time limit is ours, Gymnasium's checker wrappers cost time.
         self._envs: list[Any] = [gym.make("FrankaKitchen-v1").unwrapped for _ in range(num_envs)]
         if self._envs[0].action_space.shape != (spec.act_dim,):
@@ -100,7 +99,7 @@ class KitchenPixels(PixelBatch):
             for name in spec.task_names
         ]
         model = self._envs[0].model
-        super().__init__(spec, num_envs, model, AGENT_CAMERA.mjv(), VIEW_CAMERA.mjv())
+        super().__init__(spec, num_envs, seed, model, AGENT_CAMERA.mjv(), VIEW_CAMERA.mjv())
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = False
 
     def _data(self, index: int) -> mujoco.MjData:
@@ -122,34 +121,18 @@ class KitchenPixels(PixelBatch):
         return np.asarray(rows, np.float32)
 
     # ---- BatchEnv ---------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        seed = self.seed if seed is None else seed
-        for i, env in enumerate(self._envs):
-            env.reset(seed=seed + i)  # seeds the observation noise that the velocity control reads
-        return self._stack.reset(self._frames()), self._coords()
+    def _reset_env(self, index: int, seed: int) -> None:
+        # The seed drives the observation noise that the velocity control reads.
+        self._envs[index].reset(seed=seed)
 
-    def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
-        rewards = np.zeros(self.num_envs, np.float32)
-        for i, (env, act) in enumerate(zip(self._envs, actions, strict=True)):
-            rewards[i] = env.step(act)[1]
-        return StepResult(
-            obs=self._stack.push(self._frames()),
-            reward=rewards,
-            terminated=np.zeros(self.num_envs, bool),
-            coords=self._coords(),
-        )
+    def _step_env(self, index: int, action: np.ndarray) -> float:
+        return float(self._envs[index].step(action)[1])
 
     def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
         raise NotImplementedError(
             f"{self.spec.name} has no goal-reaching evaluation: its coordinates (the end "
             "effector and the task flags) do not define a goal image; evaluate the tasks instead"
         )
-
-    def close(self) -> None:
-        self._close_renderers()
-        for env in self._envs:
-            env.close()
 
 
 def make(spec: EnvSpec, num_envs: int, seed: int) -> KitchenPixels:

@@ -10,6 +10,7 @@ simulator's true torso position. All envs of a batch render through one MuJoCo c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -116,25 +117,58 @@ HUMANOID = _dmc_spec("humanoid_pixel", 21)
 class PixelBatch:
     """What every pixel batch env shares: one cheap renderer draws the agent's frames of every
     env in the batch (all are built from the same XML), a second one, made on demand, the
-    third-person view of videos; and the frame stack. Subclasses give `_data(i)`."""
+    third-person view of videos; and the frame stack. Subclasses hold their simulators in
+    `self._envs` and give `_data(i)`, each env's MjData."""
+
+    _envs: list[Any]
 
     def __init__(
         self,
         spec: EnvSpec,
         num_envs: int,
+        seed: int,
         model: mujoco.MjModel,
         camera: int | mujoco.MjvCamera,
         view_camera: mujoco.MjvCamera,
     ) -> None:
-        self.spec, self.num_envs = spec, num_envs
+        self.spec, self.num_envs, self.seed = spec, num_envs, seed
         self._model, self._camera, self._view_camera = model, camera, view_camera
         cheap_scene(model, FRAME[0])
         self._renderer = mujoco.Renderer(model, FRAME[0], FRAME[1])
         self._viewer: mujoco.Renderer | None = None
         self._stack = FrameStack(spec.frame_stack)
 
+    # ---- what a subclass gives --------------------------------------------------------
     def _data(self, index: int) -> mujoco.MjData:
         raise NotImplementedError
+
+    def _reset_env(self, index: int, seed: int) -> None:
+        raise NotImplementedError
+
+    def _step_env(self, index: int, action: np.ndarray) -> float:
+        """Advance env `index` by one agent step; returns its task reward."""
+        raise NotImplementedError
+
+    def _coords(self) -> np.ndarray:
+        """[n, k] coverage coordinates (then task flags) from the simulators."""
+        raise NotImplementedError
+
+    # ---- BatchEnv ---------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        seed = self.seed if seed is None else seed
+        for i in range(self.num_envs):
+            self._reset_env(i, seed + i)
+        return self._stack.reset(self._frames()), self._coords()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
+        rewards = [self._step_env(i, action) for i, action in enumerate(actions)]
+        return StepResult(
+            obs=self._stack.push(self._frames()),
+            reward=np.asarray(rewards, np.float32),
+            terminated=np.zeros(self.num_envs, bool),
+            coords=self._coords(),
+        )
 
     def _frame(self, data: mujoco.MjData) -> np.ndarray:
         self._renderer.update_scene(data, camera=self._camera)
@@ -156,10 +190,13 @@ class PixelBatch:
         own = np.repeat(np.repeat(self._frame(data), scale, axis=0), scale, axis=1)
         return np.concatenate([own, third], axis=1)
 
-    def _close_renderers(self) -> None:
+    def close(self) -> None:
+        """Both renderers, then the subclass's envs (`self._envs`)."""
         for renderer in (self._renderer, self._viewer):
             if renderer is not None:
                 renderer.close()
+        for env in self._envs:
+            env.close()
 
 
 def tracking_camera(body: int = 1) -> mujoco.MjvCamera:
@@ -177,7 +214,6 @@ class DMCPixels(PixelBatch):
     def __init__(self, spec: EnvSpec, num_envs: int = 1, seed: int = 0) -> None:
         from dm_control import suite
 
-        self.seed = seed
         self.task = _TASKS[spec.name]
         self._envs = [
             suite.load(self.task.domain, self.task.task, task_kwargs={"random": seed + i})
@@ -189,7 +225,7 @@ class DMCPixels(PixelBatch):
             raise ValueError(f"{spec.name}: action size {self._low.shape} != {spec.act_dim}")
         model = self._envs[0].physics.model.ptr
         color_floor(model)
-        super().__init__(spec, num_envs, model, self.task.camera, tracking_camera())
+        super().__init__(spec, num_envs, seed, model, self.task.camera, tracking_camera())
 
     def _data(self, index: int) -> mujoco.MjData:
         return self._envs[index].physics.data.ptr
@@ -198,26 +234,15 @@ class DMCPixels(PixelBatch):
         xy = [env.physics.named.data.xpos["torso", :2] for env in self._envs]
         return np.asarray(xy, np.float32)
 
-    # ---- BatchEnv ---------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        seed = self.seed if seed is None else seed
-        for i, env in enumerate(self._envs):
-            env.task._random = np.random.RandomState(seed + i)  # dm_control reads it at reset
-            env.reset()
-        return self._stack.reset(self._frames()), self._coords()
+    def _reset_env(self, index: int, seed: int) -> None:
+        env = self._envs[index]
+        env.task._random = np.random.RandomState(seed)  # dm_control reads it at reset
+        env.reset()
 
-    def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
-        scaled = self._low + (actions + 1.0) * 0.5 * (self._high - self._low)
-        rewards = np.zeros(self.num_envs, np.float32)
-        for i, (env, act) in enumerate(zip(self._envs, scaled, strict=True)):
-            for _ in range(self.task.action_repeat):
-                rewards[i] += env.step(act).reward or 0.0
-        return StepResult(
-            obs=self._stack.push(self._frames()),
-            reward=rewards,
-            terminated=np.zeros(self.num_envs, bool),
-            coords=self._coords(),
+    def _step_env(self, index: int, action: np.ndarray) -> float:
+        scaled = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
+        return sum(
+            self._envs[index].step(scaled).reward or 0.0 for _ in range(self.task.action_repeat)
         )
 
     def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -233,11 +258,6 @@ class DMCPixels(PixelBatch):
             physics.set_state(state)
             physics.forward()
         return np.concatenate([np.stack(frames)] * self.spec.frame_stack, axis=-1)
-
-    def close(self) -> None:
-        self._close_renderers()
-        for env in self._envs:
-            env.close()
 
 
 def make(spec: EnvSpec, num_envs: int, seed: int) -> DMCPixels:

@@ -179,7 +179,7 @@ class SkillTrainer:
                         self._save(time.time() - start)
                         last_saved = c.env_steps
                     bar.update(c.env_steps - before)
-                    post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.0f}"}
+                    post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.3g}"}
                     if "coverage" in row:
                         post["coverage"] = int(row["coverage"])
                     bar.set_postfix(post, refresh=False)
