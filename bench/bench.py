@@ -40,17 +40,21 @@ def env_steps_per_s(name: str, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def timed_updates(agent: Any, batches: dict[str, np.ndarray], calls: int) -> float:
-    """Gradient steps per second of `calls` jitted calls on the stacked `batches`, the
-    compiling first call excluded."""
-    agent, _ = agent.update(batches)
-    jax.block_until_ready(agent)
+def timed(fn: Any, calls: int) -> float:
+    """Seconds per call of `fn()` (which returns something to block on), the compiling first
+    call excluded."""
+    jax.block_until_ready(fn())
     start = time.perf_counter()
     for _ in range(calls):
-        agent, metrics = agent.update(batches)
-    jax.block_until_ready(metrics)
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / calls
+
+
+def timed_updates(agent: Any, batches: dict[str, np.ndarray], calls: int) -> float:
+    """Gradient steps per second of `agent.update` on the stacked `batches`."""
     steps = len(next(iter(batches.values())))
-    return calls * steps / (time.perf_counter() - start)
+    return steps / timed(lambda: agent.update(batches)[1], calls)
 
 
 def updates_per_s(algo: str, width: int, calls: int, obs_dim: int = 29, act_dim: int = 8) -> float:

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import timed, timed_updates  # bench/bench.py: this script's folder is on sys.path
 from metra.agents.metra import MetraAgent
 from metra.envs import env_spec, make_env
 from metra.networks import PixelEncoder
@@ -58,24 +59,13 @@ def pixel_batches(spec: Any, latent_dim: int, k: int) -> dict[str, np.ndarray]:
     }
 
 
-def timed(fn: Any, calls: int) -> float:
-    """Seconds per call of `fn()` (which returns something to block on), compile excluded."""
-    jax.block_until_ready(fn())
-    start = time.perf_counter()
-    for _ in range(calls):
-        out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / calls
-
-
 def metra_updates_per_s(preset: str, calls: int) -> float:
     """Gradient steps/s of the pixel METRA update with the preset's networks (one step per
     jitted call: on a CPU a step takes seconds, so the call overhead does not matter)."""
     config = preset_config(preset).agent
     spec = env_spec(preset)
     agent = MetraAgent.create(config, spec.obs_shape, spec.act_dim, seed=0)
-    batches = pixel_batches(spec, config.latent_dim, 1)
-    return 1 / timed(lambda: agent.update(batches)[1], calls)
+    return timed_updates(agent, pixel_batches(spec, config.latent_dim, 1), calls)
 
 
 def encoder_fwd_bwd_per_s(calls: int) -> float:

@@ -22,6 +22,10 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
+    def nbytes(self) -> int:
+        """Memory the buffer takes when full."""
+        return sum(v.nbytes for v in self.data.values())
+
     def add(self, batch: dict[str, np.ndarray]) -> None:
         """Append n transitions (every field shaped [n, ...]), wrapping around at capacity."""
         if set(batch) != set(self.data):
@@ -85,10 +89,6 @@ class FrameReplay(ReplayBuffer):
 
     def __len__(self) -> int:
         return self.size * self.episode_len
-
-    def nbytes(self) -> int:
-        """Memory the buffer takes when full."""
-        return sum(v.nbytes for v in self.data.values())
 
     def _stacks(self, episodes: np.ndarray, last: np.ndarray) -> np.ndarray:
         """Frame stacks ending at frame index `last` of `episodes`, channels concatenated."""
