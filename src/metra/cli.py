@@ -1,4 +1,5 @@
-"""`metra train | eval | plot | compare | downstream | data | qrl`."""
+"""`metra train | eval | plot | compare | downstream | data | qrl | meta-train | meta-test |
+meta-compare`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import json
 import sys
 
-from metra.agents import SKILL_AGENTS
+from metra.agents import META_AGENTS, SKILL_AGENTS
+from metra.envs.meta import META_TASK_NAMES
 from metra.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -118,6 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--out", help="run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes")
     qr.add_argument("overrides", nargs="*", metavar="key=value")
 
+    mt = sub.add_parser(
+        "meta-train",
+        help="context-based meta-RL (PEARL, CoCOA) on a task family; meta-test curves",
+        epilog=f"tasks: {', '.join(META_TASK_NAMES)}\n\noverrides: key=value on the train or "
+        "agent config, e.g. grad_steps=200 meta_batch=8 agent.hidden=256,256 window=16",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mt.add_argument("--task", required=True, choices=META_TASK_NAMES, metavar="NAME")
+    mt.add_argument("--algo", default="pearl", choices=list(META_AGENTS))
+    mt.add_argument("--steps", type=int, help="training env steps (default 1M)")
+    mt.add_argument("--seed", type=int, default=0)
+    mt.add_argument("--out", help="run folder (default runs/meta-TASK-ALGO-seedS); rerun resumes")
+    mt.add_argument("overrides", nargs="*", metavar="key=value")
+
+    me = sub.add_parser("meta-test", help="meta-test a meta-train run; writes meta_test.json")
+    me.add_argument("run_dir")
+    me.add_argument("--rollouts", type=int, help="test-task rollouts (default: the run's)")
+
+    mc = sub.add_parser(
+        "meta-compare", help="meta-test curves of runs (seeds averaged per algorithm)"
+    )
+    mc.add_argument("run_dirs", nargs="+")
+    mc.add_argument("--out", required=True, help="folder for compare.csv and compare.png")
+    mc.add_argument("--metric", default="test_return", help="test_return or test_success")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -189,6 +216,19 @@ def main(argv: list[str] | None = None) -> int:
             from metra.train.goals import train_qrl
 
             print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, args.overrides))
+        elif args.command == "meta-train":
+            from metra.train.meta import train_meta
+
+            print(train_meta(args.task, args.algo, args.steps, args.seed, args.out, args.overrides))
+        elif args.command == "meta-test":
+            from metra.train.meta import evaluate_run
+
+            print(json.dumps(evaluate_run(args.run_dir, args.rollouts), indent=2))
+        elif args.command == "meta-compare":
+            from metra.train.meta import compare_runs
+
+            for path in compare_runs(args.run_dirs, args.out, args.metric):
+                print(path)
         elif args.command == "eval":
             from metra.eval.run import evaluate
 

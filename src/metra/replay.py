@@ -152,3 +152,150 @@ def sample_goal_batch(
         batch["actor_goal"] = batch["actor_goal"][:, index]
         batch["achieved"] = batch["obs"][:, index]
     return batch
+
+
+def context_features(fields: dict[str, np.ndarray], next_obs_in_context: bool) -> np.ndarray:
+    """Meta-RL context transitions [..., c]: (obs, action, reward[, next_obs]) concatenated,
+    from fields shaped [..., d] (reward [...])."""
+    parts = [fields["obs"], fields["action"], fields["reward"][..., None]]
+    if next_obs_in_context:
+        parts.append(fields["next_obs"])
+    return np.concatenate(parts, -1).astype(np.float32)
+
+
+class TaskReplay:
+    """Per-task episode buffers for context-based meta-RL (PEARL's two buffers in one).
+
+    Task t keeps its last `capacity` episodes as rows of `episode_len` steps with their
+    lengths (episodes may end early). Every episode trains the actor-critic; only those of the
+    task's latest collection that are marked `for_context` are context (PEARL's encoder
+    buffer, cleared each time the task is collected again).
+
+    A context transition is (obs, action, reward) or, with `next_obs_in_context`,
+    (obs, action, reward, next_obs), concatenated on the last axis.
+    """
+
+    def __init__(
+        self,
+        num_tasks: int,
+        capacity: int,
+        episode_len: int,
+        obs_dim: int,
+        act_dim: int,
+        next_obs_in_context: bool = False,
+    ) -> None:
+        step = (episode_len,)
+        fields = {
+            "obs": ((*step, obs_dim), np.dtype(np.float32)),
+            "action": ((*step, act_dim), np.dtype(np.float32)),
+            "reward": (step, np.dtype(np.float32)),
+            "next_obs": ((*step, obs_dim), np.dtype(np.float32)),
+            "mask": (step, np.dtype(np.float32)),  # 0 at a terminal state
+            "length": ((), np.dtype(np.int32)),
+            "for_context": ((), np.dtype(bool)),
+        }
+        self.tasks = [ReplayBuffer(capacity, fields) for _ in range(num_tasks)]
+        self.episode_len = episode_len
+        self.next_obs_in_context = next_obs_in_context
+
+    def add(self, task: int, episodes: dict[str, np.ndarray], for_context: bool) -> None:
+        """Append episodes of `task` (fields [n, T, ...] as in __init__ besides `length` [n];
+        steps past an episode's length are ignored)."""
+        n = len(episodes["length"])
+        self.tasks[task].add({**episodes, "for_context": np.full(n, for_context)})
+
+    def clear_context(self, task: int) -> None:
+        """Forget `task`'s context episodes (they stay in its RL data)."""
+        self.tasks[task].data["for_context"][:] = False
+
+    def context_size(self, task: int) -> int:
+        """Transitions of `task` that are context."""
+        buf = self.tasks[task]
+        return int(buf.data["length"][: buf.size][buf.data["for_context"][: buf.size]].sum())
+
+    def _steps(
+        self, task: int, rng: np.random.Generator, n: int, context_only: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(episode, step) of n transitions of `task`, uniform over its valid steps."""
+        buf = self.tasks[task]
+        lengths = buf.data["length"][: buf.size].astype(np.int64)
+        if context_only:
+            lengths = lengths * buf.data["for_context"][: buf.size]
+        ends = np.cumsum(lengths)
+        if len(ends) == 0 or ends[-1] == 0:
+            what = "context" if context_only else "data"
+            raise ValueError(f"task {task} has no {what} to sample from yet")
+        flat = rng.integers(0, ends[-1], n)
+        ep = np.searchsorted(ends, flat, side="right")
+        return ep, flat - (ends[ep] - lengths[ep])
+
+    def _context_of(self, task: int, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        data = self.tasks[task].data
+        fields = {k: data[k][ep, t] for k in ("obs", "action", "reward", "next_obs")}
+        return context_features(fields, self.next_obs_in_context)
+
+    def sample_rl(
+        self, rng: np.random.Generator, tasks: np.ndarray, n: int
+    ) -> dict[str, np.ndarray]:
+        """n transitions of each task in `tasks`: obs, action, next_obs [m, n, ...], reward
+        and mask [m, n]."""
+        rows = []
+        for task in tasks:
+            ep, t = self._steps(int(task), rng, n, context_only=False)
+            d = self.tasks[int(task)].data
+            rows.append({k: d[k][ep, t] for k in ("obs", "action", "reward", "next_obs", "mask")})
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    def sample_context(self, rng: np.random.Generator, tasks: np.ndarray, n: int) -> np.ndarray:
+        """n context transitions of each task in `tasks`: [m, n, c]."""
+        out = []
+        for task in tasks:
+            ep, t = self._steps(int(task), rng, n, context_only=True)
+            out.append(self._context_of(int(task), ep, t))
+        return np.stack(out)
+
+    def sample_crops(
+        self, rng: np.random.Generator, tasks: np.ndarray, window: int
+    ) -> dict[str, np.ndarray]:
+        """CoCOA's pairs: for each task in `tasks`, one context episode and two random crops of
+        `window` consecutive steps from it, `query` and `key` [m, w, c], with masks [m, w]
+        that are 0 past the episode's end (an episode shorter than w is one crop)."""
+        out: dict[str, list[np.ndarray]] = {
+            "query": [],
+            "key": [],
+            "query_mask": [],
+            "key_mask": [],
+        }
+        offsets = np.arange(window)
+        for task in tasks:
+            buf = self.tasks[int(task)]
+            flags = buf.data["for_context"][: buf.size] & (buf.data["length"][: buf.size] > 0)
+            episodes = np.flatnonzero(flags)
+            if len(episodes) == 0:
+                raise ValueError(f"task {task} has no context episode to crop")
+            ep = int(rng.choice(episodes))
+            length = int(buf.data["length"][ep])
+            for name in ("query", "key"):
+                start = int(rng.integers(0, max(length - window, 0) + 1))
+                t = start + offsets
+                out[f"{name}_mask"].append((t < length).astype(np.float32))
+                out[name].append(self._context_of(int(task), np.full(window, ep), t % length))
+        return {k: np.stack(v) for k, v in out.items()}
+
+    def save(self, path: Path) -> None:
+        """One npz of every task's buffer (atomically, via a temporary file)."""
+        arrays: dict[str, np.ndarray] = {}
+        for i, buf in enumerate(self.tasks):
+            arrays[f"{i}/ptr"], arrays[f"{i}/size"] = np.asarray(buf.ptr), np.asarray(buf.size)
+            arrays.update({f"{i}/{k}": v[: buf.size] for k, v in buf.data.items()})
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        with np.load(path) as f:
+            for i, buf in enumerate(self.tasks):
+                size = int(f[f"{i}/size"])
+                for key, value in buf.data.items():
+                    value[:size] = f[f"{i}/{key}"]
+                buf.ptr, buf.size = int(f[f"{i}/ptr"]), size

@@ -94,56 +94,74 @@ class SACCore(struct.PyTreeNode):
     ) -> jax.Array:
         return policy_action(self.actor, obs, key, deterministic)
 
+    def td_target(self, batch: Batch, key: jax.Array) -> jax.Array:
+        """The soft Bellman target of the twin target critics, without gradient.
+
+        `batch` has reward, next_obs and mask (0 where the next state is terminal).
+        """
+        alpha = jnp.exp(self.log_alpha.params["log"])
+        mean, log_std = self.actor.apply_fn(self.actor.params, batch["next_obs"])
+        next_action, next_logp = sample_tanh_gaussian(mean, log_std, key)
+        next_q = self.critic.apply_fn(self.target_critic, batch["next_obs"], next_action).min(0)
+        target = batch["reward"] + self.config.discount * batch["mask"] * (
+            next_q - alpha * next_logp
+        )
+        return jax.lax.stop_gradient(target)
+
+    def critic_loss(
+        self, params: Any, obs: jax.Array, action: jax.Array, target: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Half the squared TD error, mean over the batch, summed over the two heads; also
+        the mean Q. Differentiable in `obs` too, so an encoder upstream can learn from it."""
+        q = self.critic.apply_fn(params, obs, action)
+        return 0.5 * ((q - target) ** 2).mean(-1).sum(), q.mean()
+
+    def apply_critic_grads(self, grads: Any) -> SACCore:
+        """One Adam step of the critics, then the Polyak step of their targets."""
+        critic = self.critic.apply_gradients(grads=grads)
+        target = optax.incremental_update(critic.params, self.target_critic, self.config.tau)
+        return self.replace(critic=critic, target_critic=target)
+
+    def actor_step(self, obs: jax.Array, key: jax.Array) -> tuple[SACCore, Metrics]:
+        """One step of the actor against the current critics, then of the temperature."""
+        cfg = self.config
+        alpha = jnp.exp(self.log_alpha.params["log"])
+
+        def actor_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+            mean, log_std = self.actor.apply_fn(params, obs)
+            action, logp = sample_tanh_gaussian(mean, log_std, key)
+            q = self.critic.apply_fn(self.critic.params, obs, action).min(0)
+            return (alpha * logp - q).mean(), (logp, action)
+
+        (loss_pi, (logp, action)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            self.actor.params
+        )
+        actor = self.actor.apply_gradients(grads=grads)
+        log_alpha = self.log_alpha
+        if cfg.learn_temperature:
+            act_dim = action.shape[-1]
+            log_alpha = temperature_step(log_alpha, logp, act_dim, cfg.target_entropy_scale)
+        metrics = {"actor_loss": loss_pi, "entropy": -logp.mean(), "alpha": alpha}
+        return self.replace(actor=actor, log_alpha=log_alpha), metrics
+
     def update(self, batch: Batch, key: jax.Array) -> tuple[SACCore, Metrics]:
         """One step: critics, then actor, then temperature (the official METRA order).
 
         `batch` has obs, action, reward, next_obs and mask (0 where the next state is terminal).
         """
-        cfg = self.config
         k_next, k_pi = jax.random.split(key)
-        alpha = jnp.exp(self.log_alpha.params["log"])
-        act_dim = batch["action"].shape[-1]
-
-        mean, log_std = self.actor.apply_fn(self.actor.params, batch["next_obs"])
-        next_action, next_logp = sample_tanh_gaussian(mean, log_std, k_next)
-        next_q = self.critic.apply_fn(self.target_critic, batch["next_obs"], next_action).min(0)
-        target = batch["reward"] + cfg.discount * batch["mask"] * (next_q - alpha * next_logp)
-        target = jax.lax.stop_gradient(target)
-
-        def critic_loss(params: Any) -> tuple[jax.Array, jax.Array]:
-            q = self.critic.apply_fn(params, batch["obs"], batch["action"])
-            loss = 0.5 * ((q - target) ** 2).mean(-1).sum()  # mean over batch, sum over heads
-            return loss, q.mean()
-
-        (loss_q, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(self.critic.params)
-        critic = self.critic.apply_gradients(grads=grads)
-        target_critic = optax.incremental_update(critic.params, self.target_critic, cfg.tau)
-
-        def actor_loss(params: Any) -> tuple[jax.Array, jax.Array]:
-            mean, log_std = self.actor.apply_fn(params, batch["obs"])
-            action, logp = sample_tanh_gaussian(mean, log_std, k_pi)
-            q = critic.apply_fn(critic.params, batch["obs"], action).min(0)
-            return (alpha * logp - q).mean(), logp
-
-        (loss_pi, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(self.actor.params)
-        actor = self.actor.apply_gradients(grads=grads)
-
-        log_alpha = self.log_alpha
-        if cfg.learn_temperature:
-            log_alpha = temperature_step(log_alpha, logp, act_dim, cfg.target_entropy_scale)
-
+        target = self.td_target(batch, k_next)
+        (loss_q, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            self.critic.params, batch["obs"], batch["action"], target
+        )
+        core, metrics = self.apply_critic_grads(grads).actor_step(batch["obs"], k_pi)
         metrics = {
             "critic_loss": loss_q,
-            "actor_loss": loss_pi,
             "q": q_mean,
-            "entropy": -logp.mean(),
-            "alpha": alpha,
+            **metrics,
             "reward": batch["reward"].mean(),
         }
-        new = self.replace(
-            actor=actor, critic=critic, target_critic=target_critic, log_alpha=log_alpha
-        )
-        return new, metrics
+        return core, metrics
 
 
 class SACAgent(Agent):

@@ -13,7 +13,7 @@ from typing import Any
 
 import flax.serialization
 
-from metra.replay import ReplayBuffer
+from metra.replay import ReplayBuffer, TaskReplay
 
 
 @dataclass
@@ -29,7 +29,7 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 
 def save_checkpoint(
-    run_dir: Path, agent: Any, counters: Counters, replay: ReplayBuffer | None
+    run_dir: Path, agent: Any, counters: Counters, replay: ReplayBuffer | TaskReplay | None
 ) -> None:
     ckpt = checkpoint_dir(run_dir)
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def saved_env_steps(run_dir: Path) -> int:
 
 
 def load_checkpoint(
-    run_dir: Path, template: Any, replay: ReplayBuffer | None = None
+    run_dir: Path, template: Any, replay: ReplayBuffer | TaskReplay | None = None
 ) -> tuple[Any, Counters]:
     """Restore into `template` (a freshly created agent of the same config)."""
     ckpt = checkpoint_dir(run_dir)

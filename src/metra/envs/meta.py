@@ -1,0 +1,77 @@
+"""Meta-RL task families: the seam between the meta-RL trainer and the simulators.
+
+A family (`MetaTasks`) holds a fixed set of train tasks and a fixed set of test tasks, drawn
+once from the family's task distribution with the run's seed, and builds batches of envs with
+one task per env. `point_goal` (PEARL's point robot, numpy) is small enough for tests;
+MuJoCo families (PEARL's benchmarks on Gymnasium v5) live in
+`metra.envs.mujoco_tasks`; Meta-World ML1 runs in its own Python environment and is reached
+through `metra.envs.metaworld`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+Task = dict[str, Any]  # a task's parameters, e.g. {"velocity": 1.3}
+
+_REGISTRY: dict[str, str] = {
+    "point_goal": "metra.envs.point_tasks",
+    "cheetah_vel": "metra.envs.mujoco_tasks",
+    "cheetah_dir": "metra.envs.mujoco_tasks",
+    "ant_dir": "metra.envs.mujoco_tasks",
+    "ant_goal": "metra.envs.mujoco_tasks",
+    "humanoid_dir": "metra.envs.mujoco_tasks",
+    "walker_rand_params": "metra.envs.mujoco_tasks",
+    "ml1_reach": "metra.envs.metaworld",
+    "ml1_push": "metra.envs.metaworld",
+    "ml1_pick_place": "metra.envs.metaworld",
+}
+META_TASK_NAMES = tuple(_REGISTRY)
+
+
+class MetaEnvBatch(Protocol):
+    """`num_envs` envs, env i solving task i of the batch; episodes start together.
+
+    An env whose episode terminated early is no longer stepped: until the next `reset` it
+    returns its last observation, reward 0 and terminated True.
+    """
+
+    num_envs: int
+
+    def reset(self, seed: int) -> np.ndarray:
+        """New episodes (env i seeded with seed + i); returns obs [n, obs_dim] float32."""
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Apply actions [n, act_dim] in [-1, 1]; returns obs [n, obs_dim] float32, reward [n]
+        float32, terminated [n] bool, success [n] float32 (0 in families without success)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MetaTasks(Protocol):
+    """A task family with its fixed train and test tasks."""
+
+    name: str
+    obs_dim: int
+    act_dim: int
+    episode_len: int
+    has_success: bool  # True where `step` reports task success (Meta-World)
+    train_tasks: list[Task]
+    test_tasks: list[Task]
+
+    def make_envs(self, tasks: Sequence[Task]) -> MetaEnvBatch:
+        """One env per task in `tasks`."""
+        ...
+
+
+def make_meta_tasks(name: str, seed: int = 0) -> MetaTasks:
+    """Family `name` with its train and test tasks drawn from `seed`."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown meta-RL task {name!r}; known: {', '.join(META_TASK_NAMES)}")
+    return importlib.import_module(_REGISTRY[name]).make(name, seed)  # type: ignore[no-any-return]

@@ -1,0 +1,484 @@
+"""`metra meta-train`: context-based meta-RL (PEARL, CoCOA) on a task family, and meta-test.
+
+One iteration follows PEARL's schedule. The first also collects `num_initial_steps` on every
+train task with z from the prior. Then `num_tasks_sample` train tasks are drawn; each one's
+context is cleared and refilled by `num_steps_prior` steps with z from the prior, then
+`num_extra_rl_steps_posterior` steps with z from the posterior of that context go to the RL
+data only. Then `grad_steps` updates, each on a meta-batch of `meta_batch` tasks.
+
+Meta-test, on every held-out task: `explore_trajectories` trajectories with z drawn from the
+prior, the posterior inferred from all their transitions, then one more trajectory with z
+drawn from it; its return (and success, where the family has one) is the score. Actions are
+deterministic throughout, as in PEARL's evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metra.agents import META_AGENTS
+from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
+from metra.envs.meta import MetaEnvBatch, MetaTasks, Task, make_meta_tasks
+from metra.eval.plots import Curve, line_plot
+from metra.presets import apply_overrides, build_config, require_counts
+from metra.replay import TaskReplay, context_features
+from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.train.logging import RunLogger, read_progress
+from metra.train.loop import finite_metrics, run_epochs
+from metra.train.online import epoch_seed
+
+EVAL_SEED = 10_000  # meta-test episodes are seeded from here on
+# Families whose tasks differ in dynamics, not reward: PEARL puts s' in their context.
+NEXT_OBS_IN_CONTEXT = frozenset({"walker_rand_params"})
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """PEARL's schedule (its `configs/default.py`); steps are env steps of training."""
+
+    task: str = "cheetah_vel"
+    algo: str = "pearl"
+    seed: int = 0
+    total_steps: int = 1_000_000
+    num_initial_steps: int = 2000  # per train task, before the first update, z from the prior
+    num_tasks_sample: int = 5  # train tasks collected per iteration
+    num_steps_prior: int = 400  # per sampled task, z from the prior (context + RL data)
+    num_extra_rl_steps_posterior: int = 600  # per sampled task, z from the posterior (RL only)
+    grad_steps: int = 2000  # updates per iteration
+    meta_batch: int = 16  # tasks per update
+    batch_size: int = 256  # RL transitions per task per update
+    context_size: int = 64  # context transitions per task per update (embedding batch)
+    replay_episodes: int = 1000  # episodes kept per train task
+    chunk: int = 50  # updates per compiled call
+    eval_every: int = 20_000  # env steps between meta-tests
+    explore_trajectories: int = 2  # meta-test: trajectories with z from the prior
+    eval_rollouts: int = 10  # meta-test: test tasks are repeated to at least this many envs
+
+    def __post_init__(self) -> None:
+        require_counts(
+            self,
+            *("total_steps", "num_tasks_sample", "grad_steps", "meta_batch", "batch_size"),
+            *("context_size", "replay_episodes", "chunk", "eval_every", "explore_trajectories"),
+            "eval_rollouts",
+        )
+        if self.algo not in META_AGENTS:
+            raise ValueError(f"unknown meta-RL algo {self.algo!r}; known: {', '.join(META_AGENTS)}")
+        if self.num_steps_prior < 1:
+            raise ValueError("num_steps_prior must be >= 1: the posterior needs context")
+
+
+@dataclass(frozen=True)
+class MetaRunConfig:
+    """Everything that defines a meta-RL run; written as config.json in the run folder."""
+
+    train: MetaTrainConfig
+    agent: Any = field(default_factory=PearlConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetaRunConfig:
+        train = build_config(MetaTrainConfig, data["train"])
+        return cls(train, build_config(META_AGENTS[train.algo][0], data["agent"]))
+
+    @classmethod
+    def default(cls, task: str, algo: str) -> MetaRunConfig:
+        train = MetaTrainConfig(task=task, algo=algo)
+        agent = META_AGENTS[algo][0](next_obs_in_context=task in NEXT_OBS_IN_CONTEXT)
+        return cls(train, agent)
+
+
+@dataclass
+class Rollout:
+    """One episode in each env of a batch: fields [n, T, ...], lengths, returns, success."""
+
+    episodes: dict[str, np.ndarray]
+    returns: np.ndarray
+    success: np.ndarray  # 1 where any step of the episode succeeded
+
+    def task(self, i: int) -> dict[str, np.ndarray]:
+        """Env i's episode as a batch of one (the `TaskReplay.add` layout)."""
+        return {k: v[i : i + 1] for k, v in self.episodes.items()}
+
+
+def rollout(
+    agent: PearlAgent,
+    envs: MetaEnvBatch,
+    latents: jax.Array,
+    episode_len: int,
+    seed: int,
+    key: jax.Array | None,
+) -> Rollout:
+    """One episode per env with task latents [n, L]; deterministic actions when `key` is None.
+    An env that terminates stays frozen; its steps past `length` are padding."""
+    obs = envs.reset(seed)
+    n = envs.num_envs
+    steps: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs")}
+    masks, alive = [], np.ones(n, bool)
+    length = np.zeros(n, np.int32)
+    success = np.zeros(n, np.float32)
+    for t in range(episode_len):
+        k = None if key is None else jax.random.fold_in(key, t)
+        action = np.asarray(agent.act(obs, latents, deterministic=key is None, key=k))
+        next_obs, reward, terminated, succ = envs.step(action)
+        for name, value in zip(steps, (obs, action, reward, next_obs), strict=True):
+            steps[name].append(value)
+        masks.append(1.0 - terminated.astype(np.float32))
+        length += alive
+        success = np.maximum(success, succ * alive)
+        alive &= ~terminated
+        obs = next_obs
+        if not alive.any():
+            break
+    pad = episode_len - len(masks)
+    episodes = {
+        k: np.pad(np.stack(v, 1), [(0, 0), (0, pad)] + [(0, 0)] * (np.ndim(v[0]) - 1))
+        for k, v in [*steps.items(), ("mask", masks)]
+    }
+    episodes["length"] = length
+    episodes["reward"] = episodes["reward"].astype(np.float32)
+    valid = np.arange(episode_len) < length[:, None]
+    returns = (episodes["reward"] * valid).sum(1)
+    return Rollout(episodes, returns, success)
+
+
+def episode_context(
+    runs: Sequence[Rollout], next_obs_in_context: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The context of each env over several rollouts: [n, k * T, c] and its mask [n, k * T]
+    (0 on padding past an episode's end)."""
+    ctx = np.concatenate([context_features(r.episodes, next_obs_in_context) for r in runs], 1)
+    t = np.arange(runs[0].episodes["obs"].shape[1])
+    mask = np.concatenate([(t < r.episodes["length"][:, None]) for r in runs], 1)
+    return ctx, mask.astype(np.float32)
+
+
+def meta_test(
+    agent: PearlAgent,
+    family: MetaTasks,
+    tasks: Sequence[Task],
+    explore: int,
+    rollouts: int,
+    seed: int = EVAL_SEED,
+) -> dict[str, float]:
+    """PEARL's meta-test on `tasks` (repeated to at least `rollouts` envs): `explore`
+    trajectories with z from the prior, then one with z from the posterior of their context.
+    Returns the mean return of the last (`test_return`) and of the exploration ones."""
+    repeats = max(1, math.ceil(rollouts / len(tasks)))
+    envs = family.make_envs(list(tasks) * repeats)
+    key = jax.random.PRNGKey(seed)
+    try:
+        runs = []
+        for j in range(explore):
+            z = sample_gaussian(jax.random.fold_in(key, j), *agent.prior(envs.num_envs))
+            runs.append(rollout(agent, envs, z, family.episode_len, seed + 1000 * j, None))
+        ctx, mask = episode_context(runs, agent.config.next_obs_in_context)
+        z = sample_gaussian(jax.random.fold_in(key, explore), *agent.infer(ctx, mask))
+        final = rollout(agent, envs, z, family.episode_len, seed + 1000 * explore, None)
+    finally:
+        envs.close()
+    scores = {
+        "test_return": float(final.returns.mean()),
+        "test_return_explore": float(np.mean([r.returns.mean() for r in runs])),
+    }
+    if family.has_success:
+        scores["test_success"] = float(final.success.mean())
+        scores["test_success_explore"] = float(np.mean([r.success.mean() for r in runs]))
+    return scores
+
+
+def random_return(family: MetaTasks, rollouts: int, seed: int = EVAL_SEED) -> dict[str, float]:
+    """Mean return (and success) of uniform random actions on the test tasks: the floor a
+    meta-test curve is read against."""
+    tasks = family.test_tasks
+    envs = family.make_envs(list(tasks) * max(1, math.ceil(rollouts / len(tasks))))
+    rng = np.random.default_rng(seed)
+    total = np.zeros(envs.num_envs)
+    success = np.zeros(envs.num_envs)
+    try:
+        envs.reset(seed)
+        for _ in range(family.episode_len):
+            _, reward, _, succ = envs.step(rng.uniform(-1, 1, (envs.num_envs, family.act_dim)))
+            total += reward
+            success = np.maximum(success, succ)
+    finally:
+        envs.close()
+    scores = {"random_return": float(total.mean())}
+    if family.has_success:
+        scores["random_success"] = float(success.mean())
+    return scores
+
+
+class MetaTrainer:
+    """Owns the task family, per-task replay, agent and logs of one meta-RL run folder."""
+
+    def __init__(self, config: MetaRunConfig, run_dir: Path) -> None:
+        self.config, self.cfg = config, config.train
+        cfg = self.cfg
+        self.run_dir = Path(run_dir)
+        self.family = make_meta_tasks(cfg.task, cfg.seed)
+        fam = self.family
+        agent_cls = META_AGENTS[cfg.algo][1]
+        self.agent: PearlAgent = agent_cls.create(config.agent, fam.obs_dim, fam.act_dim, cfg.seed)
+        self.replay = TaskReplay(
+            len(fam.train_tasks),
+            cfg.replay_episodes,
+            fam.episode_len,
+            fam.obs_dim,
+            fam.act_dim,
+            config.agent.next_obs_in_context,
+        )
+        self.counters = Counters()
+        resume = has_checkpoint(self.run_dir)
+        if resume:
+            self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        random_file = self.run_dir / "random.json"
+        if not random_file.exists():
+            random_file.write_text(json.dumps(random_return(fam, cfg.eval_rollouts), indent=1))
+
+    def _collect(
+        self, tasks: np.ndarray, steps: int, posterior: bool, for_context: bool, seed: int
+    ) -> None:
+        """Trajectories of train `tasks` until each has `steps` steps; z from the prior, or
+        from the posterior of the task's context, drawn anew for each trajectory."""
+        fam, agent = self.family, self.agent
+        envs = fam.make_envs([fam.train_tasks[i] for i in tasks])
+        key = jax.random.PRNGKey(seed)
+        rng = np.random.default_rng(seed)
+        try:
+            for j in range(math.ceil(steps / fam.episode_len)):
+                k_z, k_act = jax.random.split(jax.random.fold_in(key, j))
+                if posterior:
+                    ctx = self.replay.sample_context(rng, tasks, self.cfg.context_size)
+                    mu, var = agent.infer(jnp.asarray(ctx))
+                else:
+                    mu, var = agent.prior(len(tasks))
+                run = rollout(
+                    agent,
+                    envs,
+                    sample_gaussian(k_z, mu, var),
+                    fam.episode_len,
+                    seed + 100 * j,
+                    k_act,
+                )
+                for i, task in enumerate(tasks):
+                    self.replay.add(int(task), run.task(i), for_context)
+                self.counters.env_steps += int(run.episodes["length"].sum())
+        finally:
+            envs.close()
+
+    def _batches(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """n meta-batches stacked on a leading axis."""
+        cfg, num_train = self.cfg, len(self.family.train_tasks)
+        window = self.agent.crop_window
+        rows = []
+        for _ in range(n):
+            tasks = rng.choice(num_train, cfg.meta_batch, replace=cfg.meta_batch > num_train)
+            row = self.replay.sample_rl(rng, tasks, cfg.batch_size)
+            row["context"] = self.replay.sample_context(rng, tasks, cfg.context_size)
+            if window:
+                row.update(self.replay.sample_crops(rng, tasks, window))
+            rows.append(row)
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg, c = self.cfg, self.counters
+        seed = epoch_seed(cfg.seed, c.epoch)
+        rng = np.random.default_rng(seed)
+        num_train = len(self.family.train_tasks)
+        if c.epoch == 0:
+            everything = np.arange(num_train)
+            self._collect(everything, cfg.num_initial_steps, False, True, seed + 1)
+        tasks = rng.choice(num_train, min(cfg.num_tasks_sample, num_train), replace=False)
+        for task in tasks:
+            self.replay.clear_context(int(task))
+        self._collect(tasks, cfg.num_steps_prior, False, True, seed + 2)
+        if cfg.num_extra_rl_steps_posterior > 0:
+            self._collect(tasks, cfg.num_extra_rl_steps_posterior, True, False, seed + 3)
+        c.epoch += 1
+        rows = []
+        for start in range(0, cfg.grad_steps, cfg.chunk):
+            n = min(cfg.chunk, cfg.grad_steps - start)
+            self.agent, metrics = self.agent.update(self._batches(rng, n))
+            c.updates += n
+            rows.append(finite_metrics(metrics, f"env step {c.env_steps}"))
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    def evaluate(self) -> dict[str, float]:
+        cfg = self.cfg
+        fam = self.family
+        return meta_test(
+            self.agent, fam, fam.test_tasks, cfg.explore_trajectories, cfg.eval_rollouts
+        )
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, self.agent, self.counters, self.replay)
+
+    def run(self, progress: bool = True) -> Path:
+        run_epochs(
+            self,
+            self.cfg.total_steps,
+            self.cfg.eval_every,
+            lambda c: c.env_steps,
+            f"{self.cfg.algo} {self.cfg.task}",
+            progress,
+        )
+        write_curves(self.run_dir)
+        return self.run_dir
+
+
+CURVE_COLUMNS = ("test_return", "test_return_explore", "test_success", "test_success_explore")
+
+
+def meta_test_rows(run_dir: Path) -> list[dict[str, float]]:
+    """The meta-test rows of a run's progress.csv: env_steps and the CURVE_COLUMNS it has."""
+    rows = [r for r in read_progress(run_dir) if r.get("test_return")]
+    return [
+        {"env_steps": float(r["env_steps"]), **{k: float(r[k]) for k in CURVE_COLUMNS if r.get(k)}}
+        for r in rows
+    ]
+
+
+def write_curves(run_dir: Path) -> list[Path]:
+    """meta_test.csv and meta_test.png: meta-test return (after the posterior and while
+    exploring with the prior) against env steps, with the random policy's return."""
+    run_dir = Path(run_dir)
+    rows = meta_test_rows(run_dir)
+    if not rows:
+        return []
+    columns = [k for k in ("env_steps", *CURVE_COLUMNS) if k in rows[0]]
+    csv_path = run_dir / "meta_test.csv"
+    lines = [",".join(columns)] + [",".join(f"{r[k]:g}" for k in columns) for r in rows]
+    csv_path.write_text("\n".join(lines) + "\n")
+    x = np.array([r["env_steps"] for r in rows])
+    random = json.loads((run_dir / "random.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())["train"]
+    title = f"{config['algo']} on {config['task']}, seed {config['seed']}"
+    paths = [csv_path]
+    for metric, label in (("return", "return"), ("success", "success rate")):
+        if f"test_{metric}" not in rows[0]:
+            continue
+        curves = [
+            Curve("after posterior", x, np.array([r[f"test_{metric}"] for r in rows])),
+            Curve("exploring (prior z)", x, np.array([r[f"test_{metric}_explore"] for r in rows])),
+        ]
+        reference = Curve("random actions", x, np.array(random[f"random_{metric}"]))
+        paths.append(
+            line_plot(
+                run_dir / f"meta_test_{metric}.png",
+                curves,
+                "env steps",
+                f"meta-test {label}",
+                title,
+                reference,
+            )
+        )
+    return paths
+
+
+def train_meta(
+    task: str,
+    algo: str = "pearl",
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+) -> Path:
+    """Meta-train `algo` on task family `task` into `out` (default runs/meta-TASK-ALGO-seedS);
+    a folder holding a checkpoint resumes with its own config (`steps` may raise the total).
+    Returns the run folder."""
+    run_dir = Path(out) if out is not None else Path("runs") / f"meta-{task}-{algo}-seed{seed}"
+    if has_checkpoint(run_dir):
+        if overrides:
+            raise ValueError(f"{run_dir} holds a run: resuming takes only --steps")
+        config = MetaRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    else:
+        if any(
+            o.split("=", 1)[0] in ("algo", "train.algo", "task", "train.task") for o in overrides
+        ):
+            raise ValueError("choose the algorithm and task with --algo and --task")
+        config = apply_overrides(MetaRunConfig.default(task, algo), list(overrides))
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+    if steps is not None:
+        train = dataclasses.replace(config.train, total_steps=steps)
+        config = dataclasses.replace(config, train=train)
+    return MetaTrainer(config, run_dir).run(progress)
+
+
+def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return") -> list[Path]:
+    """Meta-test `metric` of several runs, seeds of one algorithm averaged: compare.csv (mean,
+    min, max and seeds per algorithm and evaluation) and compare.png (mean with a min..max
+    band, and the random policy's figure). Evaluations are matched across seeds by their
+    multiple of `eval_every` (runs whose episodes end early cross it at different steps)."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for run in map(Path, run_dirs):
+        cfg = json.loads((run / "config.json").read_text())["train"]
+        groups.setdefault((cfg["task"], cfg["algo"]), []).append(run)
+    if len({task for task, _ in groups}) != 1:
+        raise ValueError(f"compare runs of one task; got {sorted({t for t, _ in groups})}")
+    curves, lines, random = [], ["task,algo,env_steps,mean,min,max,seeds"], []
+    for (task, algo), runs in sorted(groups.items()):
+        by_step: dict[int, list[float]] = {}
+        for run in runs:
+            every = json.loads((run / "config.json").read_text())["train"]["eval_every"]
+            for row in meta_test_rows(run):
+                if metric in row:
+                    by_step.setdefault(round(row["env_steps"] / every) * every, []).append(
+                        row[metric]
+                    )
+            random.append(
+                json.loads((run / "random.json").read_text())[metric.replace("test", "random")]
+            )
+        steps = sorted(s for s, v in by_step.items() if len(v) == len(runs))
+        stats = np.array([[np.mean(by_step[s]), min(by_step[s]), max(by_step[s])] for s in steps])
+        if not steps:
+            continue
+        lines += [
+            f"{task},{algo},{s},{m:g},{lo:g},{hi:g},{len(runs)}"
+            for s, (m, lo, hi) in zip(steps, stats, strict=True)
+        ]
+        label = f"{algo} ({len(runs)} seed{'s' * (len(runs) > 1)})"
+        curves.append(Curve(label, np.array(steps), stats[:, 0], (stats[:, 1], stats[:, 2])))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "compare.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    reference = Curve("random actions", np.zeros(1), np.array(np.mean(random)))
+    task = next(iter(groups))[0]
+    png = line_plot(
+        out / "compare.png", curves, "env steps", f"meta-test {metric}", task, reference
+    )
+    return [csv_path, png]
+
+
+def evaluate_run(run_dir: Path, rollouts: int | None = None) -> dict[str, float]:
+    """Meta-test a run's last checkpoint on its test tasks; writes RUN_DIR/meta_test.json."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir}/config.json not found: is it a meta-train run folder?")
+    config = MetaRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    cfg = config.train
+    family = make_meta_tasks(cfg.task, cfg.seed)
+    template = META_AGENTS[cfg.algo][1].create(config.agent, family.obs_dim, family.act_dim, 0)
+    agent, counters = load_checkpoint(run_dir, template)
+    scores = meta_test(
+        agent, family, family.test_tasks, cfg.explore_trajectories, rollouts or cfg.eval_rollouts
+    )
+    scores = {"env_steps": counters.env_steps, **scores, **random_return(family, cfg.eval_rollouts)}
+    (run_dir / "meta_test.json").write_text(json.dumps(scores, indent=2))
+    return scores
