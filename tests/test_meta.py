@@ -26,7 +26,7 @@ from metra.agents.pearl import (
 from metra.cli import main
 from metra.envs.meta import make_meta_tasks
 from metra.replay import TaskReplay
-from metra.train.meta import compare_runs, episode_context, rollout, train_meta
+from metra.train.meta import compare_runs, episode_context, meta_test_rows, rollout, train_meta
 
 SMALL = (
     *("num_initial_steps=40", "num_steps_prior=40", "num_extra_rl_steps_posterior=40"),
@@ -248,3 +248,19 @@ def test_meta_train_rejects_bad_input(tmp_path) -> None:
     with pytest.raises(ValueError, match="--algo"):
         train_meta("point_goal", "pearl", 10, 0, tmp_path / "b", ["algo=cocoa"])
     assert main(["meta-train", "--task", "point_goal", "--out", str(tmp_path / "c"), "zzz=1"]) == 2
+
+
+def test_pearl_learns_to_adapt_on_point_goal(tmp_path) -> None:
+    """After 20k env steps PEARL's posterior beats both random actions and its own prior-z
+    exploration on held-out goals (measured: -9.3 against -16.4 and -20.8)."""
+    overrides = [
+        *("num_initial_steps=40", "num_steps_prior=40", "num_extra_rl_steps_posterior=40"),
+        *("grad_steps=200", "meta_batch=8", "batch_size=64", "context_size=32"),
+        *("hidden=64,64", "encoder_hidden=64,64", "eval_every=20000"),
+    ]
+    out = train_meta("point_goal", "pearl", 20_000, 0, tmp_path, overrides, progress=False)
+    final = meta_test_rows(out)[-1]
+    random = json.loads((out / "random.json").read_text())["random_return"]
+    assert final["env_steps"] == 20_000
+    assert final["test_return"] > random + 6.0
+    assert final["test_return"] > final["test_return_explore"] + 3.0
