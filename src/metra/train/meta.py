@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,7 @@ class MetaTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.cfg, self.counters
+        start = time.perf_counter()
         seed = epoch_seed(cfg.seed, c.epoch)
         rng = np.random.default_rng(seed)
         num_train = len(self.family.train_tasks)
@@ -316,6 +318,7 @@ class MetaTrainer:
             self.agent, metrics = self.agent.update(self._batches(rng, n))
             c.updates += n
             rows.append(finite_metrics(metrics, f"env step {c.env_steps}"))
+        c.elapsed_s += time.perf_counter() - start
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     def evaluate(self) -> dict[str, float]:
@@ -445,9 +448,9 @@ def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return
                 json.loads((run / "random.json").read_text())[metric.replace("test", "random")]
             )
         steps = sorted(s for s, v in by_step.items() if len(v) == len(runs))
-        stats = np.array([[np.mean(by_step[s]), min(by_step[s]), max(by_step[s])] for s in steps])
         if not steps:
             continue
+        stats = np.array([[np.mean(by_step[s]), min(by_step[s]), max(by_step[s])] for s in steps])
         lines += [
             f"{task},{algo},{s},{m:g},{lo:g},{hi:g},{len(runs)}"
             for s, (m, lo, hi) in zip(steps, stats, strict=True)
