@@ -21,5 +21,5 @@ printf '%s\n' "${jobs[@]}" | xargs -P 2 -L 1 bash -c '
     --out "'"$out"'/$0-$1-seed$2" eval_every="$4" '"${budget[*]}"' \
     > "'"$out"'/$0-$1-seed$2.log" 2>&1 && echo "done $0 $1 $2"'
 for task in cheetah_vel ant_dir; do
-  metra meta-compare "$out/$task"-*-seed* --out "$out/compare-$task"
+  metra meta-compare "$out/$task"-*-seed*/ --out "$out/compare-$task"
 done

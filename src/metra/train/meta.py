@@ -430,6 +430,8 @@ def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return
     multiple of `eval_every` (runs whose episodes end early cross it at different steps)."""
     groups: dict[tuple[str, str], list[Path]] = {}
     for run in map(Path, run_dirs):
+        if not (run / "config.json").is_file():
+            raise FileNotFoundError(f"{run} is not a meta-train run folder (no config.json)")
         cfg = json.loads((run / "config.json").read_text())["train"]
         groups.setdefault((cfg["task"], cfg["algo"]), []).append(run)
     if len({task for task, _ in groups}) != 1:
