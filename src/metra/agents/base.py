@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flax.struct as struct
@@ -20,6 +21,24 @@ class Agent(struct.PyTreeNode):
     """
 
     def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
+        raise NotImplementedError
+
+    @partial(jax.jit, static_argnames="deterministic")
+    def act(
+        self,
+        obs: jax.Array,
+        latent: jax.Array | None = None,
+        deterministic: bool = False,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """Actions in [-1, 1] for observations [n, ...] under latents [n, L]: a skill, a goal
+        or a task latent (plain SAC ignores it). Stochastic actions need `key`."""
+        require_key(key, deterministic)
+        return self._action(obs, latent, key, deterministic)
+
+    def _action(
+        self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
+    ) -> jax.Array:
         raise NotImplementedError
 
     @property

@@ -19,7 +19,6 @@ entropy weight is fixed at 1 against rewards scaled by 5, as in PEARL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import flax.struct as struct
@@ -28,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics, require_key
+from metra.agents.base import Agent, Batch, Metrics
 from metra.agents.sac import SACConfig, SACCore
 from metra.networks import MLP
 
@@ -160,16 +159,10 @@ class PearlAgent(Agent):
         shape = (n, self.config.latent_dim)
         return jnp.zeros(shape), jnp.ones(shape)
 
-    @partial(jax.jit, static_argnames="deterministic")
-    def act(
-        self,
-        obs: jax.Array,
-        latent: jax.Array,
-        deterministic: bool = False,
-        key: jax.Array | None = None,
+    def _action(
+        self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
-        """Actions [n, a] for obs [n, d] under task latents [n, L]."""
-        require_key(key, deterministic)
+        """The latent is the task's z."""
         return self.sac.sample_action(jnp.concatenate([obs, latent], -1), key, deterministic)
 
     def _aux_loss(self, params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:

@@ -24,7 +24,6 @@ constraint, which is what makes a goal a set of states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -34,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics, require_key
+from metra.agents.base import Agent, Batch, Metrics
 from metra.agents.sac import log_scalar_state, policy_action, temperature_step
 from metra.networks import MLP, TanhGaussianPolicy, sample_tanh_gaussian
 from metra.quasimetric import HEADS, QuasimetricHead
@@ -256,14 +255,8 @@ class QRLAgent(Agent):
         agent, actor_metrics = agent._actor_update(batch, key)
         return agent.replace(rng=rng), {**critic_metrics, **actor_metrics}
 
-    @partial(jax.jit, static_argnames="deterministic")
-    def act(
-        self,
-        obs: jax.Array,
-        latent: jax.Array,
-        deterministic: bool = False,
-        key: jax.Array | None = None,
+    def _action(
+        self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
-        """Actions in [-1, 1]; the latent is the goal."""
-        require_key(key, deterministic)
+        """The latent is the goal."""
         return policy_action(self.actor, jnp.concatenate([obs, latent], -1), key, deterministic)

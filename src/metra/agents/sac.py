@@ -8,7 +8,6 @@ a task reward alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import flax.struct as struct
@@ -17,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics, require_key
+from metra.agents.base import Agent, Batch, Metrics
 from metra.networks import TanhGaussianPolicy, TwinCritic, sample_tanh_gaussian
 
 
@@ -181,13 +180,7 @@ class SACAgent(Agent):
         core, metrics = self.core.update(batch, key)
         return self.replace(core=core, rng=rng), metrics
 
-    @partial(jax.jit, static_argnames="deterministic")
-    def act(
-        self,
-        obs: jax.Array,
-        latent: jax.Array | None = None,
-        deterministic: bool = False,
-        key: jax.Array | None = None,
+    def _action(
+        self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
-        require_key(key, deterministic)
         return self.core.sample_action(obs, key, deterministic)

@@ -16,7 +16,7 @@ import flax.struct as struct
 import jax
 import jax.numpy as jnp
 
-from metra.agents.base import Agent, Batch, Metrics, require_key
+from metra.agents.base import Agent, Batch, Metrics
 from metra.agents.sac import SACConfig, SACCore
 
 PRIORS = ("sphere", "gaussian", "uniform")
@@ -171,16 +171,9 @@ class SkillAgent(Agent):
         cfg = self.config
         return sample_skills(key, n, cfg.latent_dim, cfg.discrete, cfg.continuous_prior)
 
-    @partial(jax.jit, static_argnames="deterministic")
-    def act(
-        self,
-        obs: jax.Array,
-        latent: jax.Array,
-        deterministic: bool = False,
-        key: jax.Array | None = None,
+    def _action(
+        self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
-        """Actions in [-1, 1] for raw observations and skills."""
-        require_key(key, deterministic)
         return self.sac.sample_action(self._policy_input(obs, latent), key, deterministic)
 
     def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
