@@ -228,6 +228,8 @@ def test_meta_train_writes_curves_and_resumes(tmp_path) -> None:
     random = json.loads((out / "random.json").read_text())["random_return"]
     assert random < 0
     config = json.loads((out / "config.json").read_text())
+    counters = json.loads((out / "checkpoints" / "state.json").read_text())["counters"]
+    assert 0 < counters["elapsed_s"] < 300 and counters["updates"] == 20
     assert config["agent"]["window"] == 4 and config["train"]["algo"] == "cocoa"
     # Resuming raises the total; the run continues from its checkpoint.
     train_meta("point_goal", "cocoa", 2400, 0, out, progress=False)

@@ -298,7 +298,7 @@ class MetaTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.cfg, self.counters
-        start = time.perf_counter()
+        began = time.perf_counter()
         seed = epoch_seed(cfg.seed, c.epoch)
         rng = np.random.default_rng(seed)
         num_train = len(self.family.train_tasks)
@@ -318,7 +318,7 @@ class MetaTrainer:
             self.agent, metrics = self.agent.update(self._batches(rng, n))
             c.updates += n
             rows.append(finite_metrics(metrics, f"env step {c.env_steps}"))
-        c.elapsed_s += time.perf_counter() - start
+        c.elapsed_s += time.perf_counter() - began
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     def evaluate(self) -> dict[str, float]:
