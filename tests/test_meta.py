@@ -26,7 +26,14 @@ from metra.agents.pearl import (
 from metra.cli import main
 from metra.envs.meta import make_meta_tasks
 from metra.replay import TaskReplay
-from metra.train.meta import compare_runs, episode_context, meta_test_rows, rollout, train_meta
+from metra.train.meta import (
+    agent_policy,
+    compare_runs,
+    episode_context,
+    meta_test_rows,
+    rollout,
+    train_meta,
+)
 
 SMALL = (
     *("num_initial_steps=40", "num_steps_prior=40", "num_extra_rl_steps_posterior=40"),
@@ -206,7 +213,8 @@ def test_rollout_and_meta_test_context_follow_the_episode() -> None:
     family = make_meta_tasks("point_goal", seed=0)
     agent = PearlAgent.create(PearlConfig(hidden=(16,), encoder_hidden=(16,)), 2, 2, seed=0)
     envs = family.make_envs(family.test_tasks[:3])
-    run = rollout(agent, envs, jnp.zeros((3, 5)), family.episode_len, 0, jax.random.PRNGKey(0))
+    policy = agent_policy(agent, jnp.zeros((3, 5)), jax.random.PRNGKey(0))
+    run = rollout(envs, policy, family.episode_len, 0)
     assert run.episodes["obs"].shape == (3, 20, 2)
     np.testing.assert_allclose(run.returns, run.episodes["reward"].sum(1), rtol=1e-5)
     np.testing.assert_allclose(run.episodes["obs"][:, 1:], run.episodes["next_obs"][:, :-1])

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,16 +113,29 @@ class Rollout:
         return {k: v[i : i + 1] for k, v in self.episodes.items()}
 
 
-def rollout(
-    agent: PearlAgent,
-    envs: MetaEnvBatch,
-    latents: jax.Array,
-    episode_len: int,
-    seed: int,
-    key: jax.Array | None,
-) -> Rollout:
-    """One episode per env with task latents [n, L]; deterministic actions when `key` is None.
-    An env that terminates stays frozen; its steps past `length` are padding."""
+Policy = Callable[[np.ndarray, int], np.ndarray]  # (obs [n, d], step t) -> actions [n, a]
+
+
+def agent_policy(agent: PearlAgent, latents: jax.Array, key: jax.Array | None) -> Policy:
+    """The agent under task latents [n, L]; deterministic actions when `key` is None, else
+    step t acts with `key` folded with t."""
+
+    def policy(obs: np.ndarray, t: int) -> np.ndarray:
+        k = None if key is None else jax.random.fold_in(key, t)
+        return np.asarray(agent.act(obs, latents, deterministic=key is None, key=k))
+
+    return policy
+
+
+def random_policy(act_dim: int, seed: int) -> Policy:
+    """Uniform random actions in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    return lambda obs, t: rng.uniform(-1, 1, (len(obs), act_dim))
+
+
+def rollout(envs: MetaEnvBatch, policy: Policy, episode_len: int, seed: int) -> Rollout:
+    """One episode per env. An env that terminates stays frozen; its steps past `length` are
+    padding."""
     obs = envs.reset(seed)
     n = envs.num_envs
     steps: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs")}
@@ -130,8 +143,7 @@ def rollout(
     length = np.zeros(n, np.int32)
     success = np.zeros(n, np.float32)
     for t in range(episode_len):
-        k = None if key is None else jax.random.fold_in(key, t)
-        action = np.asarray(agent.act(obs, latents, deterministic=key is None, key=k))
+        action = np.asarray(policy(obs, t), np.float32)
         next_obs, reward, terminated, succ = envs.step(action)
         for name, value in zip(steps, (obs, action, reward, next_obs), strict=True):
             steps[name].append(value)
@@ -152,6 +164,11 @@ def rollout(
     valid = np.arange(episode_len) < length[:, None]
     returns = (episodes["reward"] * valid).sum(1)
     return Rollout(episodes, returns, success)
+
+
+def repeated(tasks: Sequence[Task], rollouts: int) -> list[Task]:
+    """`tasks` repeated until there are at least `rollouts` of them (few-task families)."""
+    return list(tasks) * max(1, math.ceil(rollouts / len(tasks)))
 
 
 def episode_context(
@@ -176,17 +193,19 @@ def meta_test(
     """PEARL's meta-test on `tasks` (repeated to at least `rollouts` envs): `explore`
     trajectories with z from the prior, then one with z from the posterior of their context.
     Returns the mean return of the last (`test_return`) and of the exploration ones."""
-    repeats = max(1, math.ceil(rollouts / len(tasks)))
-    envs = family.make_envs(list(tasks) * repeats)
+    envs = family.make_envs(repeated(tasks, rollouts))
     key = jax.random.PRNGKey(seed)
     try:
         runs = []
         for j in range(explore):
             z = sample_gaussian(jax.random.fold_in(key, j), *agent.prior(envs.num_envs))
-            runs.append(rollout(agent, envs, z, family.episode_len, seed + 1000 * j, None))
+            policy = agent_policy(agent, z, None)
+            runs.append(rollout(envs, policy, family.episode_len, seed + 1000 * j))
         ctx, mask = episode_context(runs, agent.config.next_obs_in_context)
         z = sample_gaussian(jax.random.fold_in(key, explore), *agent.infer(ctx, mask))
-        final = rollout(agent, envs, z, family.episode_len, seed + 1000 * explore, None)
+        final = rollout(
+            envs, agent_policy(agent, z, None), family.episode_len, seed + 1000 * explore
+        )
     finally:
         envs.close()
     scores = {
@@ -199,25 +218,23 @@ def meta_test(
     return scores
 
 
-def random_return(family: MetaTasks, rollouts: int, seed: int = EVAL_SEED) -> dict[str, float]:
+def random_scores(
+    run_dir: Path, family: MetaTasks, rollouts: int, seed: int = EVAL_SEED
+) -> dict[str, float]:
     """Mean return (and success) of uniform random actions on the test tasks: the floor a
-    meta-test curve is read against."""
-    tasks = family.test_tasks
-    envs = family.make_envs(list(tasks) * max(1, math.ceil(rollouts / len(tasks))))
-    rng = np.random.default_rng(seed)
-    total = np.zeros(envs.num_envs)
-    success = np.zeros(envs.num_envs)
+    meta-test curve is read against. Measured once per run folder, kept in random.json."""
+    path = Path(run_dir) / "random.json"
+    if path.exists():
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    envs = family.make_envs(repeated(family.test_tasks, rollouts))
     try:
-        envs.reset(seed)
-        for _ in range(family.episode_len):
-            _, reward, _, succ = envs.step(rng.uniform(-1, 1, (envs.num_envs, family.act_dim)))
-            total += reward
-            success = np.maximum(success, succ)
+        run = rollout(envs, random_policy(family.act_dim, seed), family.episode_len, seed)
     finally:
         envs.close()
-    scores = {"random_return": float(total.mean())}
+    scores = {"random_return": float(run.returns.mean())}
     if family.has_success:
-        scores["random_success"] = float(success.mean())
+        scores["random_success"] = float(run.success.mean())
+    path.write_text(json.dumps(scores, indent=1))
     return scores
 
 
@@ -247,9 +264,7 @@ class MetaTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
-        random_file = self.run_dir / "random.json"
-        if not random_file.exists():
-            random_file.write_text(json.dumps(random_return(fam, cfg.eval_rollouts), indent=1))
+        random_scores(self.run_dir, fam, cfg.eval_rollouts)
 
     def _collect(
         self, tasks: np.ndarray, steps: int, posterior: bool, for_context: bool, seed: int
@@ -268,14 +283,8 @@ class MetaTrainer:
                     mu, var = agent.infer(jnp.asarray(ctx))
                 else:
                     mu, var = agent.prior(len(tasks))
-                run = rollout(
-                    agent,
-                    envs,
-                    sample_gaussian(k_z, mu, var),
-                    fam.episode_len,
-                    seed + 100 * j,
-                    k_act,
-                )
+                policy = agent_policy(agent, sample_gaussian(k_z, mu, var), k_act)
+                run = rollout(envs, policy, fam.episode_len, seed + 100 * j)
                 for i, task in enumerate(tasks):
                     self.replay.add(int(task), run.task(i), for_context)
                 self.counters.env_steps += int(run.episodes["length"].sum())
@@ -428,19 +437,18 @@ def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return
     min, max and seeds per algorithm and evaluation) and compare.png (mean with a min..max
     band, and the random policy's figure). Evaluations are matched across seeds by their
     multiple of `eval_every` (runs whose episodes end early cross it at different steps)."""
-    groups: dict[tuple[str, str], list[Path]] = {}
+    groups: dict[tuple[str, str], list[tuple[Path, int]]] = {}  # (run, its eval_every)
     for run in map(Path, run_dirs):
         if not (run / "config.json").is_file():
             raise FileNotFoundError(f"{run} is not a meta-train run folder (no config.json)")
         cfg = json.loads((run / "config.json").read_text())["train"]
-        groups.setdefault((cfg["task"], cfg["algo"]), []).append(run)
+        groups.setdefault((cfg["task"], cfg["algo"]), []).append((run, cfg["eval_every"]))
     if len({task for task, _ in groups}) != 1:
         raise ValueError(f"compare runs of one task; got {sorted({t for t, _ in groups})}")
     curves, lines, random = [], ["task,algo,env_steps,mean,min,max,seeds"], []
     for (task, algo), runs in sorted(groups.items()):
         by_step: dict[int, list[float]] = {}
-        for run in runs:
-            every = json.loads((run / "config.json").read_text())["train"]["eval_every"]
+        for run, every in runs:
             for row in meta_test_rows(run):
                 if metric in row:
                     by_step.setdefault(round(row["env_steps"] / every) * every, []).append(
@@ -484,6 +492,7 @@ def evaluate_run(run_dir: Path, rollouts: int | None = None) -> dict[str, float]
     scores = meta_test(
         agent, family, family.test_tasks, cfg.explore_trajectories, rollouts or cfg.eval_rollouts
     )
-    scores = {"env_steps": counters.env_steps, **scores, **random_return(family, cfg.eval_rollouts)}
+    random = random_scores(run_dir, family, cfg.eval_rollouts)
+    scores = {"env_steps": counters.env_steps, **scores, **random}
     (run_dir / "meta_test.json").write_text(json.dumps(scores, indent=2))
     return scores
