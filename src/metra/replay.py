@@ -208,19 +208,21 @@ class TaskReplay:
         """Forget `task`'s context episodes (they stay in its RL data)."""
         self.tasks[task].data["for_context"][:] = False
 
+    def _lengths(self, task: int, context_only: bool) -> np.ndarray:
+        """Steps of each stored episode of `task` (0 for non-context ones if `context_only`)."""
+        buf = self.tasks[task]
+        lengths = buf.data["length"][: buf.size].astype(np.int64)
+        return lengths * buf.data["for_context"][: buf.size] if context_only else lengths
+
     def context_size(self, task: int) -> int:
         """Transitions of `task` that are context."""
-        buf = self.tasks[task]
-        return int(buf.data["length"][: buf.size][buf.data["for_context"][: buf.size]].sum())
+        return int(self._lengths(task, context_only=True).sum())
 
     def _steps(
         self, task: int, rng: np.random.Generator, n: int, context_only: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """(episode, step) of n transitions of `task`, uniform over its valid steps."""
-        buf = self.tasks[task]
-        lengths = buf.data["length"][: buf.size].astype(np.int64)
-        if context_only:
-            lengths = lengths * buf.data["for_context"][: buf.size]
+        lengths = self._lengths(task, context_only)
         ends = np.cumsum(lengths)
         if len(ends) == 0 or ends[-1] == 0:
             what = "context" if context_only else "data"
@@ -268,13 +270,12 @@ class TaskReplay:
         }
         offsets = np.arange(window)
         for task in tasks:
-            buf = self.tasks[int(task)]
-            flags = buf.data["for_context"][: buf.size] & (buf.data["length"][: buf.size] > 0)
-            episodes = np.flatnonzero(flags)
+            lengths = self._lengths(int(task), context_only=True)
+            episodes = np.flatnonzero(lengths)
             if len(episodes) == 0:
                 raise ValueError(f"task {task} has no context episode to crop")
             ep = int(rng.choice(episodes))
-            length = int(buf.data["length"][ep])
+            length = int(lengths[ep])
             for name in ("query", "key"):
                 start = int(rng.integers(0, max(length - window, 0) + 1))
                 t = start + offsets

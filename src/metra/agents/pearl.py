@@ -28,7 +28,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics
-from metra.agents.sac import SACConfig, SACCore
+from metra.agents.sac import SACConfig, SACCore, sac_config_of
 from metra.networks import MLP
 
 VAR_MIN = 1e-7  # PEARL's floor on each factor's variance
@@ -54,14 +54,8 @@ class PearlConfig:
             raise ValueError("PEARL needs latent_dim >= 1, reward_scale > 0 and kl_weight >= 0")
 
     def sac(self) -> SACConfig:
-        return SACConfig(
-            hidden=self.hidden,
-            lr=self.lr,
-            discount=self.discount,
-            tau=self.tau,
-            init_temperature=1.0,
-            learn_temperature=self.learn_temperature,
-        )
+        """SAC with this config's shared fields; the entropy weight is fixed at 1 (PEARL)."""
+        return sac_config_of(self, init_temperature=1.0)
 
 
 def context_dim(obs_dim: int, act_dim: int, next_obs_in_context: bool) -> int:

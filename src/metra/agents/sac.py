@@ -7,6 +7,7 @@ a task reward alone.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,17 @@ class SACConfig:
     init_temperature: float = 1.0  # initial alpha
     learn_temperature: bool = True  # False keeps alpha at init_temperature
     target_entropy_scale: float = 1.0  # target entropy = -scale * |A|
+
+
+def sac_config_of(config: Any, **fixed: Any) -> SACConfig:
+    """The SAC backbone of an agent config: every `SACConfig` field the config also has (by
+    name), then `fixed` for the ones the agent sets itself."""
+    shared = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(SACConfig)
+        if hasattr(config, f.name)
+    }
+    return SACConfig(**{**shared, **fixed})
 
 
 def log_scalar_state(init: float, lr: float) -> TrainState:

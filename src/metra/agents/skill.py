@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from metra.agents.base import Agent, Batch, Metrics
-from metra.agents.sac import SACConfig, SACCore
+from metra.agents.sac import SACConfig, SACCore, sac_config_of
 
 PRIORS = ("sphere", "gaussian", "uniform")
 
@@ -46,15 +46,8 @@ class SkillConfig:
             raise ValueError(f"latent_dim {self.latent_dim} is too small")
 
     def sac(self) -> SACConfig:
-        return SACConfig(
-            hidden=self.hidden,
-            lr=self.lr,
-            discount=self.discount,
-            tau=self.tau,
-            init_temperature=self.init_temperature,
-            learn_temperature=self.learn_temperature,
-            target_entropy_scale=self.target_entropy_scale,
-        )
+        """SAC with this config's shared fields."""
+        return sac_config_of(self)
 
 
 def sample_skills(
