@@ -16,6 +16,9 @@ def require_counts(config: Any, *names: str) -> None:
         raise ValueError(f"these must be >= 1: {', '.join(bad)}")
 
 
+NORMALIZERS = ("random_rollouts", "warmup")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The online skill-discovery schedule; defaults are the official METRA state-based ones."""
@@ -28,16 +31,27 @@ class TrainConfig:
     grad_steps: int = 50  # gradient steps per epoch, all in one jitted call
     batch_size: int = 256
     replay_size: int = 1_000_000
-    # Updates start once the replay holds this many transitions. These first transitions
-    # are taken with uniformly random actions and fix the observation normalizer's mean and
-    # std (the official presets hard-code such statistics; we measure them per env and seed).
+    # Updates start once the replay holds this many transitions, taken with uniformly
+    # random actions.
     min_replay: int = 10_000
-    # Bootstrap through the last transition of a time-limited episode: the time limit is not
-    # part of the state, so cutting the return there biases Q (Pardo et al., 2018). False
-    # treats the last step as terminal.
-    bootstrap_time_limit: bool = True
+    # The state normalizer's mean and std. "random_rollouts" (official): measured on
+    # `normalizer_episodes` uniformly random episodes of `normalizer_episode_len` steps (the
+    # official presets: 10000 of length 50; 2000 reproduce them within ~2%). "warmup": the
+    # first `min_replay` transitions (full-length random episodes, where most ants have
+    # flipped, so x-y spreads 2-2.7x wider and phi reads position 2-2.7x weaker).
+    normalizer: str = "random_rollouts"
+    normalizer_episodes: int = 2000
+    normalizer_episode_len: int = 50
+    # False (official): the last step of an episode is terminal, no value is bootstrapped.
+    # True bootstraps through the time limit, which is not part of the state (Pardo et al.,
+    # 2018).
+    bootstrap_time_limit: bool = False
     eval_every: int = 50_000  # env steps between coverage evaluations during training
-    eval_skills: int = 48  # skills per evaluation (every skill when discrete)
+    # Evaluation trajectories: deterministic, one skill each; discrete skills repeat
+    # eval_skills // D times (official: 48 = 3 x 16), continuous ones are drawn fresh from
+    # the prior at every evaluation (False: the same draw every time).
+    eval_skills: int = 48
+    eval_fresh_skills: bool = True
     checkpoint_every: int = 50_000  # env steps between checkpoints (also at the end, on Ctrl-C)
     log_every: int = 8_000  # env steps between rows of progress.csv
 
@@ -46,7 +60,10 @@ class TrainConfig:
             self,
             *("total_steps", "num_envs", "grad_steps", "batch_size", "replay_size"),
             *("eval_every", "eval_skills", "checkpoint_every", "log_every"),
+            *("normalizer_episodes", "normalizer_episode_len"),
         )
+        if self.normalizer not in NORMALIZERS:
+            raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
         if not 0 < self.min_replay <= self.replay_size:
             raise ValueError(f"need 0 < min_replay ({self.min_replay}) <= replay_size")
 

@@ -91,7 +91,12 @@ def rollout(env: BatchEnv, policy: Policy, seed: int, steps: int | None = None) 
     )
 
 
+def visited_bins(coords: np.ndarray, bin_size: float = 1.0) -> np.ndarray:
+    """The distinct bin_size-wide bins [m, k] visited, over all leading axes of coords [..., k]."""
+    bins = np.floor(np.asarray(coords).reshape(-1, coords.shape[-1]) / bin_size).astype(np.int64)
+    return np.unique(bins, axis=0)
+
+
 def coverage(coords: np.ndarray, bin_size: float = 1.0) -> int:
     """Number of distinct bin_size-wide bins visited, over all leading axes of coords [..., k]."""
-    bins = np.floor(np.asarray(coords).reshape(-1, coords.shape[-1]) / bin_size).astype(np.int64)
-    return len(np.unique(bins, axis=0))
+    return len(visited_bins(coords, bin_size))

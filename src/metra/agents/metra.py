@@ -21,7 +21,7 @@ from flax.training.train_state import TrainState
 from metra.agents.base import Batch, Metrics
 from metra.agents.sac import log_scalar_state
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
-from metra.networks import MLP, PIXEL_CHANNELS, PixelEncoder, conv_output_size
+from metra.networks import MLP, PIXEL_CHANNELS, PixelEncoder, conv_output_size, kernel_inits
 from metra.quasimetric import mrn
 
 __all__ = [
@@ -81,10 +81,11 @@ class PixelPhi(nn.Module):
     channels: tuple[int, ...]
     hidden: tuple[int, ...]
     out_dim: int
+    init: str = "official"
 
     def setup(self) -> None:
         self.encoder = PixelEncoder(self.channels)
-        self.head = MLP(self.hidden, self.out_dim)
+        self.head = MLP(self.hidden, self.out_dim, kernel_init=kernel_inits(self.init)["mlp"])
 
     def __call__(self, frames: jax.Array) -> jax.Array:
         return self.head(self.encoder(frames))
@@ -98,10 +99,14 @@ def phi_train_state(
 ) -> TrainState:
     """phi as an MLP over states, or a `PixelPhi` when `obs_dim` is an image shape."""
     if isinstance(obs_dim, tuple):
-        phi_net: nn.Module = PixelPhi(config.encoder_channels, config.hidden, config.latent_dim)
+        phi_net: nn.Module = PixelPhi(
+            config.encoder_channels, config.hidden, config.latent_dim, config.init
+        )
         example = jnp.zeros((1, *obs_dim), jnp.uint8)
     else:
-        phi_net = MLP(config.hidden, config.latent_dim)
+        phi_net = MLP(
+            config.hidden, config.latent_dim, kernel_init=kernel_inits(config.init)["mlp"]
+        )
         example = jnp.zeros((1, obs_dim))
     return TrainState.create(
         apply_fn=phi_net.apply, params=phi_net.init(key, example), tx=optax.adam(config.lr)
@@ -170,13 +175,14 @@ class MetraAgent(DirectionalAgent):
         cfg = self.config
         lam = jnp.exp(self.log_lambda.params["log"])
 
-        def phi_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        def phi_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, ...]]:
             diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
             objective = directional_reward(diff, batch["latent"], cfg.discrete)
-            penalty = jnp.minimum(cfg.dual_slack, 1.0 - self._sq_dist(diff))
-            return -(objective + lam * penalty).mean(), (objective, penalty)
+            sq_dist = self._sq_dist(diff)
+            penalty = jnp.minimum(cfg.dual_slack, 1.0 - sq_dist)
+            return -(objective + lam * penalty).mean(), (objective, penalty, sq_dist)
 
-        (_, (objective, penalty)), grads = jax.value_and_grad(phi_loss, has_aux=True)(
+        (_, (objective, penalty, sq_dist)), grads = jax.value_and_grad(phi_loss, has_aux=True)(
             self.phi_state.params
         )
         phi_state = self.phi_state.apply_gradients(grads=grads)
@@ -188,6 +194,7 @@ class MetraAgent(DirectionalAgent):
         metrics = {
             "phi_objective": objective.mean(),
             "constraint_penalty": penalty.mean(),
+            "latent_step_sq": sq_dist.mean(),
             "lambda": lam,
         }
         return agent, agent._reward(batch), metrics

@@ -18,7 +18,16 @@ import optax
 from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics
-from metra.networks import TanhGaussianPolicy, TwinCritic, sample_tanh_gaussian
+from metra.networks import (
+    INITS,
+    LOG_STD_MIN,
+    TANH_LOGDETS,
+    TanhGaussianPolicy,
+    TwinCritic,
+    activation,
+    kernel_inits,
+    sample_tanh_gaussian,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,27 @@ class SACConfig:
     init_temperature: float = 1.0  # initial alpha
     learn_temperature: bool = True  # False keeps alpha at init_temperature
     target_entropy_scale: float = 1.0  # target entropy = -scale * |A|
+    # Network details (networks.py): Flax's lecun-normal init, a ReLU policy trunk, log-std
+    # >= -5 and the exact tanh log-det; the skill agents set the official METRA ones.
+    init: str = "lecun"
+    policy_activation: str = "relu"
+    log_std_min: float = LOG_STD_MIN
+    tanh_logdet: str = "exact"
+
+    def __post_init__(self) -> None:
+        check_network_fields(self)
+
+
+def check_network_fields(config: Any) -> None:
+    """One error for a bad init, policy activation or tanh log-det name."""
+    checks = {
+        "init": (config.init, INITS),
+        "policy_activation": (config.policy_activation, ("relu", "tanh")),
+        "tanh_logdet": (config.tanh_logdet, TANH_LOGDETS),
+    }
+    for name, (value, allowed) in checks.items():
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def sac_config_of(config: Any, **fixed: Any) -> SACConfig:
@@ -83,8 +113,16 @@ class SACCore(struct.PyTreeNode):
     def create(cls, key: jax.Array, obs_dim: int, act_dim: int, config: SACConfig) -> SACCore:
         k_actor, k_critic = jax.random.split(key)
         obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-        actor_net = TanhGaussianPolicy(config.hidden, act_dim)
-        critic_net = TwinCritic(config.hidden)
+        inits = kernel_inits(config.init)
+        actor_net = TanhGaussianPolicy(
+            config.hidden,
+            act_dim,
+            act=activation(config.policy_activation),
+            kernel_init=inits["mlp"],
+            head_init=inits["policy_head"],
+            log_std_min=config.log_std_min,
+        )
+        critic_net = TwinCritic(config.hidden, kernel_init=inits["critic"])
         critic_params = critic_net.init(k_critic, obs, act)
         return cls(
             actor=TrainState.create(
@@ -112,7 +150,7 @@ class SACCore(struct.PyTreeNode):
         """
         alpha = jnp.exp(self.log_alpha.params["log"])
         mean, log_std = self.actor.apply_fn(self.actor.params, batch["next_obs"])
-        next_action, next_logp = sample_tanh_gaussian(mean, log_std, key)
+        next_action, next_logp = sample_tanh_gaussian(mean, log_std, key, self.config.tanh_logdet)
         next_q = self.critic.apply_fn(self.target_critic, batch["next_obs"], next_action).min(0)
         target = batch["reward"] + self.config.discount * batch["mask"] * (
             next_q - alpha * next_logp
@@ -140,7 +178,7 @@ class SACCore(struct.PyTreeNode):
 
         def actor_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
             mean, log_std = self.actor.apply_fn(params, obs)
-            action, logp = sample_tanh_gaussian(mean, log_std, key)
+            action, logp = sample_tanh_gaussian(mean, log_std, key, cfg.tanh_logdet)
             q = self.critic.apply_fn(self.critic.params, obs, action).min(0)
             return (alpha * logp - q).mean(), (logp, action)
 

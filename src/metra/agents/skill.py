@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from metra.agents.base import Agent, Batch, Metrics
-from metra.agents.sac import SACConfig, SACCore, sac_config_of
+from metra.agents.sac import SACConfig, SACCore, check_network_fields, sac_config_of
+from metra.networks import GARAGE_LOG_STD_MIN
 
 PRIORS = ("sphere", "gaussian", "uniform")
 
@@ -38,8 +39,17 @@ class SkillConfig:
     init_temperature: float = 0.01  # initial SAC alpha
     learn_temperature: bool = True
     target_entropy_scale: float = 0.5  # target entropy = -scale * |A|
+    # The official modules (docs/metra-fidelity.md has the A/B of each):
+    # "official" = xavier-uniform phi and policy trunk, xavier-normal critics, 0.1 x
+    # xavier-normal policy heads; "lecun" = Flax's default everywhere.
+    init: str = "official"
+    policy_activation: str = "tanh"  # garage's policy trunk; critics and phi stay ReLU
+    log_std_min: float = GARAGE_LOG_STD_MIN  # log-std in [log 1e-6, 2]
+    # "official": log(clip(1 - tanh(u)^2, 0, 1) + 1e-6) as garage's TanhNormal; "exact".
+    tanh_logdet: str = "official"
 
     def __post_init__(self) -> None:
+        check_network_fields(self)
         if self.continuous_prior not in PRIORS:
             raise ValueError(f"continuous_prior must be one of {PRIORS}")
         if self.latent_dim < 1 or (self.discrete and self.latent_dim < 2):

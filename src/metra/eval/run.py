@@ -47,7 +47,8 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
     spec = env_spec(env_name)
-    traj = skill_trajectories(agent, env_name, skills)
+    draw = counters.env_steps if config.train.eval_fresh_skills else 0
+    traj = skill_trajectories(agent, env_name, skills, draw=draw)
     result: dict[str, Any] = {
         "env": env_name,
         "env_steps": counters.env_steps,

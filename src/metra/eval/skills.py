@@ -29,17 +29,23 @@ def skill_policy(
 
 
 def evaluation_latents(agent: Any, n: int, key: jax.Array) -> np.ndarray:
-    """Every skill when skills are discrete, else n skills from the prior."""
+    """n skills: every discrete skill n // D times (at least once; the official 48
+    trajectories are 3 per skill for 16 skills), else n skills from the prior."""
     if agent.config.discrete:
-        return np.eye(agent.config.latent_dim, dtype=np.float32)
+        d = agent.config.latent_dim
+        return np.tile(np.eye(d, dtype=np.float32), (max(1, n // d), 1))
     return np.asarray(agent.sample_latents(key, n))
 
 
-def skill_trajectories(agent: Any, env_name: str, n: int, seed: int = EVAL_SEED) -> Trajectories:
-    """One deterministic episode for each of n prior skills (every skill when discrete), all
-    stepped as one batch of envs. Training and `metra eval` share the seed, so the coverage
-    logged at the last step is the one `metra eval` reports."""
-    latents = evaluation_latents(agent, n, jax.random.PRNGKey(seed))
+def skill_trajectories(
+    agent: Any, env_name: str, n: int, seed: int = EVAL_SEED, draw: int = 0
+) -> Trajectories:
+    """One deterministic episode for each of n evaluation skills, all stepped as one batch of
+    envs (env i starts from reset seed `seed + i`). Continuous skills are drawn from the
+    prior with a key of (`seed`, `draw`): training passes its env step, so every evaluation
+    draws fresh skills as the official code does, and `metra eval` passes the checkpoint's
+    step, so it reports the coverage logged at that step."""
+    latents = evaluation_latents(agent, n, jax.random.fold_in(jax.random.PRNGKey(seed), draw))
     with closing(make_env(env_name, seed, len(latents))) as env:
         return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import flax.serialization
+import numpy as np
 
 from metra.replay import ReplayBuffer, TaskReplay
 
@@ -29,8 +30,13 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 
 def save_checkpoint(
-    run_dir: Path, agent: Any, counters: Counters, replay: ReplayBuffer | TaskReplay | None
+    run_dir: Path,
+    agent: Any,
+    counters: Counters,
+    replay: ReplayBuffer | TaskReplay | None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> None:
+    """`arrays`: a trainer's own state beside the agent (read back by `load_arrays`)."""
     ckpt = checkpoint_dir(run_dir)
     ckpt.mkdir(parents=True, exist_ok=True)
     tag = f"{counters.env_steps:012d}"
@@ -42,12 +48,18 @@ def save_checkpoint(
     if replay is not None:
         state["replay"] = f"replay-{tag}.npz"
         replay.save(ckpt / state["replay"])
+    state["arrays"] = None
+    if arrays:
+        state["arrays"] = f"arrays-{tag}.npz"
+        with (ckpt / (state["arrays"] + ".tmp")).open("wb") as f:
+            np.savez(f, **arrays)
+        (ckpt / (state["arrays"] + ".tmp")).replace(ckpt / state["arrays"])
     tmp_state = ckpt / "state.json.tmp"
     tmp_state.write_text(json.dumps(state, indent=1))
     tmp_state.replace(ckpt / "state.json")
-    keep = {agent_file, state["replay"], "state.json"}
+    keep = {agent_file, state["replay"], state["arrays"], "state.json"}
     for old in ckpt.iterdir():
-        if old.name not in keep and old.name.startswith(("agent-", "replay-")):
+        if old.name not in keep and old.name.startswith(("agent-", "replay-", "arrays-")):
             old.unlink()
 
 
@@ -83,3 +95,12 @@ def load_checkpoint(
     if replay is not None and state["replay"] is not None:
         replay.load(ckpt / state["replay"])
     return agent, Counters(**state["counters"])
+
+
+def load_arrays(run_dir: Path) -> dict[str, np.ndarray]:
+    """The arrays saved with the last checkpoint (empty when it has none)."""
+    state = json.loads((checkpoint_dir(run_dir) / "state.json").read_text())
+    if not state.get("arrays"):
+        return {}
+    with np.load(checkpoint_dir(run_dir) / state["arrays"]) as data:
+        return {k: data[k] for k in data.files}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,14 @@ from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import random_policy, skill_metrics, skill_policy, skill_trajectories
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
-from metra.rollout import Trajectories, rollout
-from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.rollout import Trajectories, rollout, visited_bins
+from metra.train.checkpoint import (
+    Counters,
+    has_checkpoint,
+    load_arrays,
+    load_checkpoint,
+    save_checkpoint,
+)
 from metra.train.logging import RunLogger
 from metra.train.loop import crossed, finite_metrics, stop_on_interrupt
 
@@ -73,6 +80,34 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def obs_statistics(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of states [n, obs_dim] (std at least 1e-3)."""
+    return obs.mean(0), np.maximum(obs.std(0), 1e-3)
+
+
+def random_rollout_statistics(
+    env_name: str, episodes: int, length: int, seed: int, chunk: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official METRA normalizer rule: state mean and std over `episodes` uniformly
+    random episodes of `length` steps (all their states, the first included), stepped
+    `chunk` envs at a time."""
+    spec = env_spec(env_name)
+    states = []
+    with closing(make_env(env_name, seed, min(chunk, episodes))) as env:
+        for start in range(0, episodes, env.num_envs):
+            episode_seed = seed + start
+            policy = random_policy(spec.act_dim, np.zeros((env.num_envs, 0)), episode_seed)
+            obs = rollout(env, policy, episode_seed, steps=length).obs
+            states.append(obs[:, : episodes - start].reshape(-1, spec.obs_dim))
+    return obs_statistics(np.concatenate(states))
+
+
+def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key means over epoch metrics (a key counts in the epochs that have it)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: float(np.mean([row[k] for row in rows if k in row])) for k in keys}
+
+
 class SkillTrainer:
     """Owns the env, replay, agent and logs of one run folder."""
 
@@ -85,8 +120,19 @@ class SkillTrainer:
         self.replay = skill_replay(self.spec, self.cfg.replay_size, config.agent.latent_dim)
         self.agent = create_agent(config, self.spec)
         self.counters = Counters()
+        k = len(self.spec.coord_names)
+        self.visited = np.zeros((0, k), np.int64)  # bins of every state visited in training
         if resume and has_checkpoint(self.run_dir):
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
+            self.visited = load_arrays(self.run_dir).get("visited_bins", self.visited)
+        elif self.cfg.normalizer == "random_rollouts" and not self.agent.pixels:
+            mean, std = random_rollout_statistics(
+                self.cfg.env,
+                self.cfg.normalizer_episodes,
+                self.cfg.normalizer_episode_len,
+                epoch_seed(self.cfg.seed, 1 << 30),
+            )
+            self.agent = self.agent.replace(obs_mean=mean, obs_std=std)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
@@ -94,7 +140,9 @@ class SkillTrainer:
 
     # ---- one epoch ------------------------------------------------------------------
 
-    def _collect(self, key: jax.Array) -> None:
+    def _collect(self, key: jax.Array) -> dict[str, float]:
+        """One batch of skill trajectories into the replay; returns their mean displacement
+        in the coverage coordinates (and adds their states' bins to `visited`)."""
         k_latent, k_act = jax.random.split(key)
         n = self.cfg.num_envs
         latents = np.asarray(self.agent.sample_latents(k_latent, n))
@@ -107,15 +155,19 @@ class SkillTrainer:
         store(self.replay, trajectories, self.cfg.bootstrap_time_limit)
         before = self.counters.env_steps
         self.counters.env_steps += trajectories.actions.shape[0] * n
-        if before < self.cfg.min_replay <= self.counters.env_steps and not self.agent.pixels:
+        warm = before < self.cfg.min_replay <= self.counters.env_steps
+        if warm and self.cfg.normalizer == "warmup" and not self.agent.pixels:
             self._fix_normalizer()
+        coords = trajectories.coords[..., : self.visited.shape[1]]
+        self.visited = np.unique(np.concatenate([self.visited, visited_bins(coords)]), axis=0)
+        return {"train_displacement": float(np.linalg.norm(coords[-1] - coords[0], axis=-1).mean())}
 
     def _fix_normalizer(self) -> None:
         """Freeze state mean/std measured on the random-action warm-up transitions (frames
         are not normalized)."""
         obs = self.replay.data["obs"][: len(self.replay)]
-        std = np.maximum(obs.std(0), 1e-3)
-        self.agent = self.agent.replace(obs_mean=obs.mean(0), obs_std=std)
+        mean, std = obs_statistics(obs)
+        self.agent = self.agent.replace(obs_mean=mean, obs_std=std)
 
     def _update(self) -> dict[str, float]:
         rng = np.random.default_rng([self.cfg.seed, self.counters.epoch, 1])
@@ -126,17 +178,19 @@ class SkillTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         """Collect one batch of skill trajectories, then one jitted block of updates (once the
-        replay is warm); returns the update metrics (empty before updates start)."""
+        replay is warm); returns the collection statistics and the update metrics."""
         key = jax.random.fold_in(self._base_key, self.counters.epoch)
-        self._collect(key)
-        metrics = self._update() if len(self.replay) >= self.cfg.min_replay else {}
+        metrics = self._collect(key)
+        if len(self.replay) >= self.cfg.min_replay:
+            metrics.update(self._update())
         self.counters.epoch += 1
         return metrics
 
     # ---- evaluation during training -------------------------------------------------
     def evaluate(self) -> dict[str, int]:
         """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
-        trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills)
+        draw = self.counters.env_steps if self.cfg.eval_fresh_skills else 0
+        trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills, draw=draw)
         plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
         return skill_metrics(trajectories, self.spec)
 
@@ -155,15 +209,17 @@ class SkillTrainer:
             print(f"run folder: {self.run_dir} (resume: metra train --resume {self.run_dir})")
         start, start_updates, start_steps = time.time(), c.updates, c.env_steps
         last_saved = c.env_steps
+        window: list[dict[str, float]] = []  # epoch metrics since the last log row
         try:
             with stop_on_interrupt() as stop:
                 while c.env_steps < cfg.total_steps and not stop[0]:
                     before = c.env_steps
-                    metrics = self.train_epoch()
+                    window.append(self.train_epoch())
                     elapsed = time.time() - start
                     row: dict[str, float] = {}
-                    if crossed(before, c.env_steps, cfg.log_every) and metrics:
-                        row.update(metrics)
+                    if crossed(before, c.env_steps, cfg.log_every):
+                        row.update(mean_rows(window), train_coverage=len(self.visited))
+                        window = []
                     if (
                         crossed(before, c.env_steps, cfg.eval_every)
                         or c.env_steps >= cfg.total_steps
@@ -195,4 +251,5 @@ class SkillTrainer:
         counters = Counters(
             **{**vars(self.counters), "elapsed_s": self.counters.elapsed_s + elapsed}
         )
-        save_checkpoint(self.run_dir, self.agent, counters, self.replay)
+        arrays = {"visited_bins": self.visited}
+        save_checkpoint(self.run_dir, self.agent, counters, self.replay, arrays)
