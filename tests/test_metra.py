@@ -36,7 +36,7 @@ def test_phi_update_raises_objective_when_constraint_is_slack() -> None:
     agent = _agent()
     batch = _batch(step=0.05)  # tiny steps: ||phi(s') - phi(s)|| stays far below 1
     before = float(agent.intrinsic_reward(batch).mean())
-    agent, metrics = agent.update(_stack(batch, 30))
+    agent, metrics = agent.update(_stack(batch, 60))
     after = float(agent.intrinsic_reward(batch).mean())
     assert after > before + 0.05
     assert metrics["constraint_penalty"] > 0  # slack all along
