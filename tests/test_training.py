@@ -137,3 +137,18 @@ def test_act_keys_on_loaded_agent(tiny_config, tmp_path) -> None:
     obs, z = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32) / np.sqrt(2)
     assert agent.act(obs, z, key=jax.random.PRNGKey(0)).shape == (2, 2)
     assert agent.phi(obs).shape == (2, 2)
+
+
+def test_export_ships_weights_only(tiny_config, tmp_path) -> None:
+    run = _run(tiny_config, tmp_path / "run")
+    shipped = metra.export(run, tmp_path / "shipped")
+    np.testing.assert_array_equal(_actions(metra.load(shipped)), _actions(metra.load(run)))
+    np.testing.assert_array_equal(metra.load(shipped).obs_std, metra.load(run).obs_std)
+    size = sum(f.stat().st_size for f in (shipped / "checkpoints").iterdir())
+    agent_size = next((run / "checkpoints").glob("agent-*")).stat().st_size
+    assert size < 0.6 * agent_size  # no optimizer moments, no target critics, no replay
+    assert metra.evaluate(shipped, skills=8, goals=4)["env_steps"] == 3200
+    with pytest.raises(ValueError, match="weights only"):
+        SkillTrainer(tiny_config, shipped, resume=True, progress=False)
+    with pytest.raises(FileExistsError, match="not empty"):
+        metra.export(run, shipped)

@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from metra.api import train
-from metra.eval.run import evaluate, load
+from metra.eval.run import evaluate, export, load
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "load", "train"]
+__all__ = ["__version__", "evaluate", "export", "load", "train"]

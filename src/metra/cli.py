@@ -1,5 +1,5 @@
-"""`metra train | eval | plot | compare | downstream | data | qrl | meta-train | meta-test |
-meta-compare`."""
+"""`metra train | eval | plot | export | compare | downstream | data | qrl | meta-train |
+meta-test | meta-compare`."""
 
 from __future__ import annotations
 
@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--out", required=True, help="folder for compare.csv and compare.png")
     mc.add_argument("--metric", default="test_return", help="test_return or test_success")
 
+    ex = sub.add_parser(
+        "export", help="copy a run's weights (no optimizer state or replay) to ship it"
+    )
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", required=True, help="a new folder, e.g. pretrained/ant-metra")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -229,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in compare_runs(args.run_dirs, args.out, args.metric):
                 print(path)
+        elif args.command == "export":
+            from metra.eval.run import export
+
+            print(export(args.run_dir, args.out))
         elif args.command == "eval":
             from metra.eval.run import evaluate
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from metra.eval.skills import (
 )
 from metra.eval.video import skill_video
 from metra.presets import RunConfig
-from metra.train.checkpoint import Counters, load_checkpoint
+from metra.train.checkpoint import Counters, load_checkpoint, save_weights
 from metra.train.online import create_agent, read_config
 
 
@@ -76,3 +77,24 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
         latents = traj.latents[0][:: max(1, len(traj.latents[0]) // 4)][:4]
         paths.append(skill_video(agent, env_name, latents, run_dir / "plots" / "skills.mp4"))
     return paths
+
+
+# What `export` copies beside the weights: the config, and the figures that show the result.
+EXPORTED_FILES = ("config.json", "progress.csv", "eval.json")
+
+
+def export(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """A small, shippable copy of a run folder: its weights without optimizer states, target
+    critics or replay, with config, progress, eval and plots. `load`, `evaluate`, `plot` and
+    `metra downstream` accept it as they accept the run."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} exists and is not empty: export into a new folder")
+    _, agent, counters = _restore(run_dir)
+    save_weights(out_dir, agent, counters)
+    for name in EXPORTED_FILES:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, out_dir / name)
+    if (run_dir / "plots").is_dir():
+        shutil.copytree(run_dir / "plots", out_dir / "plots", dirs_exist_ok=True)
+    return out_dir

@@ -63,6 +63,36 @@ def save_checkpoint(
             old.unlink()
 
 
+# What a shipped agent leaves out: optimizer moments and target critics, which only training
+# needs (with the replay, which `save_weights` never writes).
+TRAINING_ONLY = ("opt_state", "target_critic")
+
+
+def _without_training_state(tree: Any) -> Any:
+    if not isinstance(tree, dict):
+        return tree
+    return {k: _without_training_state(v) for k, v in tree.items() if k not in TRAINING_ONLY}
+
+
+def _merged(base: Any, update: Any) -> Any:
+    if not isinstance(update, dict):
+        return update
+    return {k: _merged(v, update[k]) if k in update else v for k, v in base.items()}
+
+
+def save_weights(run_dir: Path, agent: Any, counters: Counters) -> None:
+    """A weights-only checkpoint (parameters, normalizer, RNG, counters): what a shipped,
+    pretrained agent holds. Evaluation and downstream tasks load it; training cannot resume
+    it."""
+    ckpt = checkpoint_dir(run_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    agent_file = f"weights-{counters.env_steps:012d}.msgpack"
+    tree = _without_training_state(flax.serialization.to_state_dict(agent))
+    (ckpt / agent_file).write_bytes(flax.serialization.msgpack_serialize(tree))
+    state = {"counters": asdict(counters), "agent": agent_file, "replay": None}
+    (ckpt / "state.json").write_text(json.dumps({**state, "weights_only": True}, indent=1))
+
+
 def has_checkpoint(run_dir: Path) -> bool:
     return (checkpoint_dir(run_dir) / "state.json").exists()
 
@@ -84,9 +114,20 @@ def load_checkpoint(
         raise FileNotFoundError(
             f"no checkpoint in {ckpt}: train first (metra train ...) or check the run folder"
         )
+    state = json.loads((ckpt / "state.json").read_text())
+    if replay is not None and state.get("weights_only"):
+        raise ValueError(
+            f"{run_dir} holds a shipped agent's weights only (no optimizer state or replay): "
+            "metra eval, plot and downstream read it; train a new run to continue training"
+        )
     try:
-        state = json.loads((ckpt / "state.json").read_text())
-        agent = flax.serialization.from_bytes(template, (ckpt / state["agent"]).read_bytes())
+        data = (ckpt / state["agent"]).read_bytes()
+        if state.get("weights_only"):
+            saved = flax.serialization.msgpack_restore(data)
+            full = _merged(flax.serialization.to_state_dict(template), saved)
+            agent = flax.serialization.from_state_dict(template, full)
+        else:
+            agent = flax.serialization.from_bytes(template, data)
     except Exception as err:  # json, msgpack and flax raise many kinds on a damaged file
         raise ValueError(
             f"the checkpoint in {ckpt} is unreadable or does not match the run's config "
