@@ -152,3 +152,16 @@ def test_export_ships_weights_only(tiny_config, tmp_path) -> None:
         SkillTrainer(tiny_config, shipped, resume=True, progress=False)
     with pytest.raises(FileExistsError, match="not empty"):
         metra.export(run, shipped)
+
+
+def test_diagnostics_curves(tiny_config, tmp_path) -> None:
+    from metra.eval.plots import DIAGNOSTICS, write_diagnostics
+
+    run = _run(tiny_config, tmp_path / "run")
+    csv_path, png = write_diagnostics([run], tmp_path / "out" / "diag")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["env_steps"]) for r in rows] == [1600, 3200]  # one row per evaluation
+    assert all(rows[-1][k] != "" for k in DIAGNOSTICS)
+    assert int(float(rows[-1]["train_coverage"])) >= int(float(rows[0]["train_coverage"])) > 0
+    assert png.stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""`metra train | eval | plot | export | compare | downstream | data | qrl | meta-train |
+"""`metra train | eval | plot | curves | export | compare | downstream | data | qrl | meta-train |
 meta-test | meta-compare`."""
 
 from __future__ import annotations
@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run_dir")
     ex.add_argument("--out", required=True, help="a new folder, e.g. pretrained/ant-metra")
 
+    cu = sub.add_parser(
+        "curves", help="diagnostics of skill runs side by side: OUT.csv and OUT.png"
+    )
+    cu.add_argument("run_dirs", nargs="+")
+    cu.add_argument("--out", required=True, help="path without suffix, e.g. docs/img/hc")
+
     pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
     pl.add_argument("run_dir")
     pl.add_argument("--skills", type=int, default=48)
@@ -234,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
             from metra.train.meta import compare_runs
 
             for path in compare_runs(args.run_dirs, args.out, args.metric):
+                print(path)
+        elif args.command == "curves":
+            from pathlib import Path
+
+            from metra.eval.plots import write_diagnostics
+
+            for path in write_diagnostics([Path(p) for p in args.run_dirs], Path(args.out)):
                 print(path)
         elif args.command == "export":
             from metra.eval.run import export

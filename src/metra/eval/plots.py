@@ -3,6 +3,7 @@ coverage curve."""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,54 @@ def plot_coverage_curve(run_dir: Path) -> Path | None:
     curve = Curve("coverage", steps, cov)
     path = Path(run_dir) / "plots" / "coverage.png"
     return line_plot(path, [curve], "env steps", "coverage (1x1 bins)")
+
+
+# The diagnostics of a skill run that tell why its coverage moves (docs/metra-fidelity.md).
+DIAGNOSTICS = (
+    "coverage",
+    "train_coverage",
+    "reward",
+    "phi_objective",
+    "latent_step_sq",
+    "lambda",
+    "alpha",
+    "entropy",
+    "train_displacement",
+)
+
+
+def write_diagnostics(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
+    """OUT.csv (run, env_steps and every diagnostic, the last value logged at or before each
+    evaluation) and OUT.png (one panel per diagnostic, one line per run) for skill runs."""
+    from metra.train.logging import read_progress
+
+    table: list[dict[str, str]] = []
+    for run_dir in run_dirs:
+        last: dict[str, str] = {}
+        for row in read_progress(run_dir):
+            last.update({k: v for k, v in row.items() if v != ""})
+            if row.get("coverage"):
+                keep = {k: last.get(k, "") for k in DIAGNOSTICS}
+                table.append({"run": Path(run_dir).name, "env_steps": row["env_steps"], **keep})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path = out.with_suffix(".csv")
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["run", "env_steps", *DIAGNOSTICS])
+        writer.writeheader()
+        writer.writerows(table)
+    fig, axes = plt.subplots(3, 3, figsize=(14, 10))
+    for ax, key in zip(axes.flat, DIAGNOSTICS, strict=True):
+        for run_dir in run_dirs:
+            rows = [r for r in table if r["run"] == Path(run_dir).name and r[key] != ""]
+            x = [float(r["env_steps"]) for r in rows]
+            ax.plot(x, [float(r[key]) for r in rows], label=Path(run_dir).name)
+        ax.set_title(key)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    png = out.with_suffix(".png")
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return csv_path, png
