@@ -147,7 +147,8 @@ def test_export_ships_weights_only(tiny_config, tmp_path) -> None:
     size = sum(f.stat().st_size for f in (shipped / "checkpoints").iterdir())
     agent_size = next((run / "checkpoints").glob("agent-*")).stat().st_size
     assert size < 0.6 * agent_size  # no optimizer moments, no target critics, no replay
-    assert metra.evaluate(shipped, skills=8, goals=4)["env_steps"] == 3200
+    result = metra.evaluate(shipped, skills=8, goals=4, goal_range=2.0)
+    assert result["env_steps"] == 3200 and result["goal_range"] == 2.0
     with pytest.raises(ValueError, match="weights only"):
         SkillTrainer(tiny_config, shipped, resume=True, progress=False)
     with pytest.raises(FileExistsError, match="not empty"):

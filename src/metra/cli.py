@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
     ev.add_argument("--goals", type=int, default=50, help="goals for goal reaching (default 50)")
+    ev.add_argument(
+        "--goal-range", type=float, help="goals within +-R of the start (default: the env's)"
+    )
 
     cp = sub.add_parser(
         "compare",
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             from metra.eval.run import evaluate
 
-            print(json.dumps(evaluate(args.run_dir, args.skills, args.goals), indent=2))
+            result = evaluate(args.run_dir, args.skills, args.goals, args.goal_range)
+            print(json.dumps(result, indent=2))
         else:
             from metra.eval.run import plot
 

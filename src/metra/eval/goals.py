@@ -19,14 +19,17 @@ SUCCESS_RADII = (3.0, 1.0)
 
 
 def goal_reaching(
-    agent: Any, env_name: str, num_goals: int = 50, seed: int = 0
+    agent: Any, env_name: str, num_goals: int = 50, seed: int = 0, goal_range: float | None = None
 ) -> dict[str, float]:
-    """Mean final distance to goals drawn uniformly within +-goal_range of the start, and the
-    fraction of episodes that end within each success radius."""
+    """Mean final distance to goals drawn uniformly within +-goal_range (default: the env's)
+    of the start, and the fraction of episodes that end within each success radius."""
     with closing(make_env(env_name, seed, num_goals)) as env:
+        reach = env.spec.goal_range if goal_range is None else goal_range
+        if reach <= 0:
+            raise ValueError(f"goal range must be > 0, got {reach}")
         obs0, coords0 = env.reset(seed)
         rng = np.random.default_rng(seed)
-        goals = coords0 + rng.uniform(-env.spec.goal_range, env.spec.goal_range, coords0.shape)
+        goals = coords0 + rng.uniform(-reach, reach, coords0.shape)
         goal_obs = env.set_coords(obs0, goals)
 
         def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +38,7 @@ def goal_reaching(
 
         traj = rollout(env, policy, seed)
     dist = np.linalg.norm(traj.coords[-1] - goals, axis=-1)
-    out = {"goal_final_distance": float(dist.mean())}
+    out = {"goal_range": float(reach), "goal_final_distance": float(dist.mean())}
     for radius in SUCCESS_RADII:
         out[f"goal_success_{radius:g}"] = float((dist <= radius).mean())
     return out

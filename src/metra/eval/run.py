@@ -41,9 +41,12 @@ def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
         return coverage_of(random_rollout(env, seed), env.spec)
 
 
-def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str, Any]:
-    """Coverage, and zero-shot goal reaching for agents with a goal rule (METRA, LSD) and
-    continuous skills; writes RUN_DIR/eval.json."""
+def evaluate(
+    run_dir: str | Path, skills: int = 48, goals: int = 50, goal_range: float | None = None
+) -> dict[str, Any]:
+    """Coverage, and zero-shot goal reaching (goals within +-goal_range of the start; default
+    the env's) for agents with a goal rule (METRA, LSD) and continuous skills; writes
+    RUN_DIR/eval.json."""
     run_dir = Path(run_dir)
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
@@ -58,7 +61,7 @@ def evaluate(run_dir: str | Path, skills: int = 48, goals: int = 50) -> dict[str
         "coverage_random_policy": random_coverage(env_name, int(traj.latents.shape[1])),
     }
     if hasattr(agent, "goal_latent") and not agent.config.discrete and spec.goal_range > 0:
-        result.update(goal_reaching(agent, env_name, goals, EVAL_SEED))
+        result.update(goal_reaching(agent, env_name, goals, EVAL_SEED, goal_range))
     (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result
 
