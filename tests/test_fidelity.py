@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from metra.agents.metra import MetraAgent, MetraConfig
+from metra.api import resolve_config
 from metra.eval.skills import evaluation_latents
 from metra.networks import tanh_log_det
 from metra.presets import TrainConfig
 from metra.rollout import Trajectories
-from metra.train.online import random_rollout_statistics
+from metra.train.online import SkillTrainer, random_rollout_statistics
+from tests.conftest import TINY
 
 # The official presets (seohongpark/METRA iod/utils.py, "10000 length-50 random rollouts"):
 # HalfCheetah x, and Ant x, y, z.
@@ -130,3 +132,13 @@ def test_evaluation_skills() -> None:
     again = evaluation_latents(cont, 48, jax.random.fold_in(jax.random.PRNGKey(0), 0))
     assert not np.allclose(a, b)  # a fresh draw at each evaluation step
     np.testing.assert_array_equal(a, again)  # and the same draw for the same step
+
+
+@pytest.mark.parametrize(("warmup", "std"), [("policy", 0.63), ("uniform", 1 / np.sqrt(3))])
+def test_warmup_actions(warmup: str, std: float, tmp_path) -> None:
+    """The official warm-up samples the initial policy (tanh of ~N(0, 1)), not uniform noise."""
+    config = resolve_config("point", overrides=[*TINY, f"warmup_actions={warmup}"])
+    trainer = SkillTrainer(config, tmp_path / "run", resume=False, progress=False)
+    trainer.train_epoch()
+    actions = trainer.replay.sample(np.random.default_rng(0), 1, 800)["action"]
+    assert actions.std() == pytest.approx(std, abs=0.025)

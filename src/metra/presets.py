@@ -17,6 +17,7 @@ def require_counts(config: Any, *names: str) -> None:
 
 
 NORMALIZERS = ("random_rollouts", "warmup")
+WARMUP_ACTIONS = ("policy", "uniform")
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,12 @@ class TrainConfig:
     grad_steps: int = 50  # gradient steps per epoch, all in one jitted call
     batch_size: int = 256
     replay_size: int = 1_000_000
-    # Updates start once the replay holds this many transitions, taken with uniformly
-    # random actions.
+    # Updates start once the replay holds this many transitions.
     min_replay: int = 10_000
+    # How those first transitions act: "policy" (official) samples the freshly initialized
+    # skill policy (tanh of about N(0, 1) per action dim), "uniform" takes uniformly random
+    # actions.
+    warmup_actions: str = "policy"
     # The state normalizer's mean and std. "random_rollouts" (official): measured on
     # `normalizer_episodes` uniformly random episodes of `normalizer_episode_len` steps (the
     # official presets: 10000 of length 50; 2000 reproduce them within ~2%). "warmup": the
@@ -64,6 +68,10 @@ class TrainConfig:
         )
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
+        if self.warmup_actions not in WARMUP_ACTIONS:
+            raise ValueError(
+                f"warmup_actions must be one of {WARMUP_ACTIONS}, got {self.warmup_actions!r}"
+            )
         if not 0 < self.min_replay <= self.replay_size:
             raise ValueError(f"need 0 < min_replay ({self.min_replay}) <= replay_size")
 

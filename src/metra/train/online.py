@@ -147,7 +147,8 @@ class SkillTrainer:
         n = self.cfg.num_envs
         latents = np.asarray(self.agent.sample_latents(k_latent, n))
         seed = epoch_seed(self.cfg.seed, self.counters.epoch)
-        if self.counters.env_steps < self.cfg.min_replay:
+        warmup = self.counters.env_steps < self.cfg.min_replay
+        if warmup and self.cfg.warmup_actions == "uniform":
             policy = random_policy(self.spec.act_dim, latents, seed)
         else:
             policy = skill_policy(self.agent, latents, deterministic=False, key=k_act)
