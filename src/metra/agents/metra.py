@@ -81,11 +81,12 @@ class PixelPhi(nn.Module):
     channels: tuple[int, ...]
     hidden: tuple[int, ...]
     out_dim: int
-    init: str = "official"
+    init_scheme: str = "official"  # `kernel_inits` name (a field may not be called `init`)
 
     def setup(self) -> None:
         self.encoder = PixelEncoder(self.channels)
-        self.head = MLP(self.hidden, self.out_dim, kernel_init=kernel_inits(self.init)["mlp"])
+        inits = kernel_inits(self.init_scheme)
+        self.head = MLP(self.hidden, self.out_dim, kernel_init=inits["mlp"])
 
     def __call__(self, frames: jax.Array) -> jax.Array:
         return self.head(self.encoder(frames))
