@@ -97,6 +97,11 @@ def visited_bins(coords: np.ndarray, bin_size: float = 1.0) -> np.ndarray:
     return np.unique(bins, axis=0)
 
 
+def mean_displacement(coords: np.ndarray) -> float:
+    """Mean distance from the first to the last step of time-major coords [T + 1, n, k]."""
+    return float(np.linalg.norm(coords[-1] - coords[0], axis=-1).mean())
+
+
 def coverage(coords: np.ndarray, bin_size: float = 1.0) -> int:
     """Number of distinct bin_size-wide bins visited, over all leading axes of coords [..., k]."""
     return len(visited_bins(coords, bin_size))

@@ -137,6 +137,7 @@ def plot_coverage_curve(run_dir: Path) -> Path | None:
 # The diagnostics of a skill run that tell why its coverage moves (docs/metra-fidelity.md).
 DIAGNOSTICS = (
     "coverage",
+    "displacement",
     "train_coverage",
     "reward",
     "phi_objective",
@@ -168,7 +169,7 @@ def write_diagnostics(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
         writer = csv.DictWriter(f, ["run", "env_steps", *DIAGNOSTICS])
         writer.writeheader()
         writer.writerows(table)
-    fig, axes = plt.subplots(3, 3, figsize=(14, 10))
+    fig, axes = plt.subplots(2, 5, figsize=(22, 8))
     for ax, key in zip(axes.flat, DIAGNOSTICS, strict=True):
         for run_dir in run_dirs:
             rows = [r for r in table if r["run"] == Path(run_dir).name and r[key] != ""]

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from metra.envs import BatchEnv, EnvSpec, make_env
-from metra.rollout import Policy, Trajectories, coverage, rollout
+from metra.rollout import Policy, Trajectories, coverage, mean_displacement, rollout
 
 EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
 
@@ -55,10 +55,16 @@ def coverage_of(trajectories: Trajectories, spec: EnvSpec) -> int:
     return coverage(trajectories.coords[..., : len(spec.coord_names)])
 
 
-def skill_metrics(trajectories: Trajectories, spec: EnvSpec) -> dict[str, int]:
-    """Coverage, and for envs with subtasks (the kitchen) `kitchen_tasks`: how many of them
-    any trajectory completes at some step (the METRA paper's kitchen metric)."""
-    metrics = {"coverage": coverage_of(trajectories, spec)}
+def skill_metrics(trajectories: Trajectories, spec: EnvSpec) -> dict[str, float]:
+    """Coverage; `displacement`, the mean distance from start to end in the coverage
+    coordinates (for half_cheetah the mean final |x| the METRA reproduction reports); and for
+    envs with subtasks (the kitchen) `kitchen_tasks`: how many of them any trajectory
+    completes at some step (the METRA paper's kitchen metric)."""
+    coords = trajectories.coords[..., : len(spec.coord_names)]
+    metrics: dict[str, float] = {
+        "coverage": coverage_of(trajectories, spec),
+        "displacement": mean_displacement(coords),
+    }
     if spec.task_names:
         flags = trajectories.coords[..., len(spec.coord_names) :]
         metrics["kitchen_tasks"] = int((flags.reshape(-1, flags.shape[-1]) > 0.5).any(0).sum())

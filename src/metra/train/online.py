@@ -23,7 +23,7 @@ from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import random_policy, skill_metrics, skill_policy, skill_trajectories
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
-from metra.rollout import Trajectories, rollout, visited_bins
+from metra.rollout import Trajectories, mean_displacement, rollout, visited_bins
 from metra.train.checkpoint import (
     Counters,
     has_checkpoint,
@@ -161,7 +161,7 @@ class SkillTrainer:
             self._fix_normalizer()
         coords = trajectories.coords[..., : self.visited.shape[1]]
         self.visited = np.unique(np.concatenate([self.visited, visited_bins(coords)]), axis=0)
-        return {"train_displacement": float(np.linalg.norm(coords[-1] - coords[0], axis=-1).mean())}
+        return {"train_displacement": mean_displacement(coords)}
 
     def _fix_normalizer(self) -> None:
         """Freeze state mean/std measured on the random-action warm-up transitions (frames
@@ -188,7 +188,7 @@ class SkillTrainer:
         return metrics
 
     # ---- evaluation during training -------------------------------------------------
-    def evaluate(self) -> dict[str, int]:
+    def evaluate(self) -> dict[str, float]:
         """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
         draw = self.counters.env_steps if self.cfg.eval_fresh_skills else 0
         trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills, draw=draw)
