@@ -4,6 +4,8 @@ done at the time limit and the evaluation skills."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 from metra.agents.metra import MetraAgent, MetraConfig
 from metra.api import resolve_config
+from metra.envs import make_env
 from metra.eval.skills import evaluation_latents
 from metra.networks import tanh_log_det
 from metra.presets import TrainConfig
@@ -29,7 +32,8 @@ OFFICIAL_ANT = {"mean": {2: 0.7022}, "std": {0: 0.6247, 1: 0.6196, 2: 0.1718}}
     [("half_cheetah", OFFICIAL_HALF_CHEETAH, 2000), ("ant", OFFICIAL_ANT, 2000)],
 )
 def test_normalizer_rule_gives_the_official_statistics(env, official, episodes) -> None:
-    mean, std = random_rollout_statistics(env, episodes, 50, seed=0)
+    with closing(make_env(env, 0, 100)) as batch:
+        mean, std = random_rollout_statistics(batch, episodes, 50, seed=0)
     for dim, value in official["std"].items():
         assert std[dim] == pytest.approx(value, rel=0.06), (dim, std[dim])
     for dim, value in official["mean"].items():
@@ -38,7 +42,8 @@ def test_normalizer_rule_gives_the_official_statistics(env, official, episodes) 
 
 def test_the_old_rule_spreads_positions_wider() -> None:
     """200-step random episodes (the warm-up rule) give the x std the issue measured."""
-    _, std = random_rollout_statistics("half_cheetah", 200, 200, seed=0)
+    with closing(make_env("half_cheetah", 0, 100)) as batch:
+        _, std = random_rollout_statistics(batch, 200, 200, seed=0)
     assert std[0] > 2 * OFFICIAL_HALF_CHEETAH["std"][0]
 
 

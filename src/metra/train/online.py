@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from metra.envs import EnvSpec, env_spec, make_env
+from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import random_policy, skill_metrics, skill_policy, skill_trajectories
 from metra.presets import RunConfig, algo_classes
@@ -86,19 +85,17 @@ def obs_statistics(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_rollout_statistics(
-    env_name: str, episodes: int, length: int, seed: int, chunk: int = 100
+    env: BatchEnv, episodes: int, length: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The official METRA normalizer rule: state mean and std over `episodes` uniformly
-    random episodes of `length` steps (all their states, the first included), stepped
-    `chunk` envs at a time."""
-    spec = env_spec(env_name)
+    random episodes of `length` steps (all their states, the first included), stepped as
+    batches of `env`."""
     states = []
-    with closing(make_env(env_name, seed, min(chunk, episodes))) as env:
-        for start in range(0, episodes, env.num_envs):
-            episode_seed = seed + start
-            policy = random_policy(spec.act_dim, np.zeros((env.num_envs, 0)), episode_seed)
-            obs = rollout(env, policy, episode_seed, steps=length).obs
-            states.append(obs[:, : episodes - start].reshape(-1, spec.obs_dim))
+    for start in range(0, episodes, env.num_envs):
+        episode_seed = seed + start
+        policy = random_policy(env.spec.act_dim, np.zeros((env.num_envs, 0)), episode_seed)
+        obs = rollout(env, policy, episode_seed, steps=length).obs
+        states.append(obs[:, : episodes - start].reshape(-1, env.spec.obs_dim))
     return obs_statistics(np.concatenate(states))
 
 
@@ -127,7 +124,7 @@ class SkillTrainer:
             self.visited = load_arrays(self.run_dir).get("visited_bins", self.visited)
         elif self.cfg.normalizer == "random_rollouts" and not self.agent.pixels:
             mean, std = random_rollout_statistics(
-                self.cfg.env,
+                self.env,
                 self.cfg.normalizer_episodes,
                 self.cfg.normalizer_episode_len,
                 epoch_seed(self.cfg.seed, 1 << 30),
