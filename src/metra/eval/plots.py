@@ -175,6 +175,8 @@ def write_diagnostics(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
             rows = [r for r in table if r["run"] == Path(run_dir).name and r[key] != ""]
             x = [float(r["env_steps"]) for r in rows]
             ax.plot(x, [float(r[key]) for r in rows], label=Path(run_dir).name)
+        if not any(r[key] != "" for r in table):
+            ax.text(0.5, 0.5, "not logged by these runs", ha="center", transform=ax.transAxes)
         ax.set_title(key)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
