@@ -14,6 +14,7 @@ from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     EVAL_SEED,
     coverage_of,
+    evaluation_draw,
     random_rollout,
     skill_metrics,
     skill_trajectories,
@@ -51,7 +52,7 @@ def evaluate(
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
     spec = env_spec(env_name)
-    draw = counters.env_steps if config.train.eval_fresh_skills else 0
+    draw = evaluation_draw(config.train.eval_fresh_skills, counters.env_steps)
     traj = skill_trajectories(agent, env_name, skills, draw=draw)
     result: dict[str, Any] = {
         "env": env_name,

@@ -37,6 +37,12 @@ def evaluation_latents(agent: Any, n: int, key: jax.Array) -> np.ndarray:
     return np.asarray(agent.sample_latents(key, n))
 
 
+def evaluation_draw(fresh_skills: bool, env_steps: int) -> int:
+    """The `draw` of `skill_trajectories` for an evaluation at `env_steps`: the step itself
+    when every evaluation draws fresh skills, else 0 (one draw for every evaluation)."""
+    return env_steps if fresh_skills else 0
+
+
 def skill_trajectories(
     agent: Any, env_name: str, n: int, seed: int = EVAL_SEED, draw: int = 0
 ) -> Trajectories:

@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 
 from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
 from metra.eval.plots import plot_coverage_curve, plot_skills
-from metra.eval.skills import random_policy, skill_metrics, skill_policy, skill_trajectories
+from metra.eval.skills import (
+    evaluation_draw,
+    random_policy,
+    skill_metrics,
+    skill_policy,
+    skill_trajectories,
+)
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
 from metra.rollout import Trajectories, mean_displacement, rollout, visited_bins
@@ -187,7 +193,7 @@ class SkillTrainer:
     # ---- evaluation during training -------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
-        draw = self.counters.env_steps if self.cfg.eval_fresh_skills else 0
+        draw = evaluation_draw(self.cfg.eval_fresh_skills, self.counters.env_steps)
         trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills, draw=draw)
         plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
         return skill_metrics(trajectories, self.spec)
