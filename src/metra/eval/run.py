@@ -70,9 +70,10 @@ def evaluate(
 def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Path]:
     """Skill plots, the coverage curve and (optionally) an MP4 of 4 skills in RUN_DIR/plots."""
     run_dir = Path(run_dir)
-    config, agent, _ = _restore(run_dir)
+    config, agent, counters = _restore(run_dir)
     env_name = config.train.env
-    traj = skill_trajectories(agent, env_name, skills)
+    draw = evaluation_draw(config.train.eval_fresh_skills, counters.env_steps)
+    traj = skill_trajectories(agent, env_name, skills, draw=draw)
     paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
     curve = plot_coverage_curve(run_dir)
     if curve is not None:
