@@ -19,6 +19,7 @@ from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics
 from metra.networks import (
+    ACTIVATIONS,
     INITS,
     LOG_STD_MIN,
     TANH_LOGDETS,
@@ -56,7 +57,7 @@ def check_network_fields(config: Any) -> None:
     """One error for a bad init, policy activation or tanh log-det name."""
     checks = {
         "init": (config.init, INITS),
-        "policy_activation": (config.policy_activation, ("relu", "tanh")),
+        "policy_activation": (config.policy_activation, tuple(ACTIVATIONS)),
         "tanh_logdet": (config.tanh_logdet, TANH_LOGDETS),
     }
     for name, (value, allowed) in checks.items():

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from metra.envs import EnvSpec
-from metra.eval.skills import in_chunks
+from metra.eval.skills import coverage_coords, in_chunks
 from metra.rollout import Trajectories
 
 
@@ -57,7 +57,7 @@ def plot_skills(traj: Trajectories, agent: Any, spec: EnvSpec, out_dir: Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = skill_colors(traj.latents[0])
-    panels = [("skills_xy", traj.coords[..., : len(spec.coord_names)], spec.coord_names)]
+    panels = [("skills_xy", coverage_coords(traj, spec), spec.coord_names)]
     if hasattr(agent, "phi"):
         phi = in_chunks(agent.phi, traj.obs, len(spec.obs_shape))
         panels.append(("skills_phi", phi, tuple(f"phi {i + 1}" for i in range(phi.shape[-1]))))

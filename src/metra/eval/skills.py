@@ -56,9 +56,15 @@ def skill_trajectories(
         return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
 
 
+def coverage_coords(trajectories: Trajectories, spec: EnvSpec) -> np.ndarray:
+    """The coverage coordinates of every step [T + 1, n, k] (without per-step flags such as
+    the kitchen's subtasks, which follow them in `coords`)."""
+    return trajectories.coords[..., : len(spec.coord_names)]
+
+
 def coverage_of(trajectories: Trajectories, spec: EnvSpec) -> int:
     """The METRA paper's state coverage: distinct 1x1 bins of the coverage coordinates."""
-    return coverage(trajectories.coords[..., : len(spec.coord_names)])
+    return coverage(coverage_coords(trajectories, spec))
 
 
 def skill_metrics(trajectories: Trajectories, spec: EnvSpec) -> dict[str, float]:
@@ -66,9 +72,9 @@ def skill_metrics(trajectories: Trajectories, spec: EnvSpec) -> dict[str, float]
     coordinates (for half_cheetah the mean final |x| the METRA reproduction reports); and for
     envs with subtasks (the kitchen) `kitchen_tasks`: how many of them any trajectory
     completes at some step (the METRA paper's kitchen metric)."""
-    coords = trajectories.coords[..., : len(spec.coord_names)]
+    coords = coverage_coords(trajectories, spec)
     metrics: dict[str, float] = {
-        "coverage": coverage_of(trajectories, spec),
+        "coverage": coverage(coords),
         "displacement": mean_displacement(coords),
     }
     if spec.task_names:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
+    coverage_coords,
     evaluation_draw,
     random_policy,
     skill_metrics,
@@ -162,7 +163,7 @@ class SkillTrainer:
         warm = before < self.cfg.min_replay <= self.counters.env_steps
         if warm and self.cfg.normalizer == "warmup" and not self.agent.pixels:
             self._fix_normalizer()
-        coords = trajectories.coords[..., : self.visited.shape[1]]
+        coords = coverage_coords(trajectories, self.spec)
         self.visited = np.unique(np.concatenate([self.visited, visited_bins(coords)]), axis=0)
         return {"train_displacement": mean_displacement(coords)}
 
