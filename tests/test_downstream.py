@@ -10,8 +10,8 @@ import pytest
 from metra.api import resolve_config, train
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.downstream import SkillHierarchy, make_task, skill_from_action
+from metra.run.folder import CONFIG_FILE
 from metra.train.downstream import DownstreamConfig, run_downstream
-from metra.train.online import CONFIG_FILE
 from tests.conftest import TINY
 
 

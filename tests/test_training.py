@@ -1,5 +1,7 @@
 import csv
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 import metra
 from metra.api import resolve_config
 from metra.envs import env_spec
+from metra.errors import RunInterrupted
 from metra.presets import RunConfig
 from metra.train.checkpoint import load_checkpoint, save_checkpoint
 from metra.train.online import SkillTrainer, create_agent
@@ -97,20 +100,20 @@ def test_same_seed_same_run_other_seed_other_run(tiny_config, tmp_path) -> None:
     assert not np.allclose(_actions(a), _actions(c))
 
 
-def test_interrupt_writes_a_final_checkpoint(tiny_config, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_writes_a_final_checkpoint(tiny_config, tmp_path, monkeypatch, signum) -> None:
     trainer = SkillTrainer(tiny_config, tmp_path / "run", resume=False, progress=False)
     real_update = trainer._update
 
-    def update_then_ctrl_c():
+    def update_then_signal():
         metrics = real_update()
-        import os
-        import signal
-
-        os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-run
+        os.kill(os.getpid(), signum)  # as if Ctrl-C or the job scheduler's SIGTERM came mid-run
         return metrics
 
-    monkeypatch.setattr(trainer, "_update", update_then_ctrl_c)
-    trainer.run()
+    monkeypatch.setattr(trainer, "_update", update_then_signal)
+    with pytest.raises(RunInterrupted, match="checkpoint is written") as stopped:
+        trainer.run()
+    assert stopped.value.exit_code == 128 + signum
     template = create_agent(tiny_config, env_spec("point"))
     _, counters = load_checkpoint(tmp_path / "run", template)
     assert counters.env_steps == 800  # stopped after the first epoch, nothing lost
@@ -128,7 +131,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path) -
     run = _run(_with_steps(tiny_config, 800), tmp_path / "run")
     agent_file = next((run / "checkpoints").glob("agent-*.msgpack"))
     agent_file.write_bytes(agent_file.read_bytes()[:100])
-    with pytest.raises(ValueError, match="unreadable or does not match"):
+    with pytest.raises(ValueError, match=r"agent-000000000800\.msgpack is damaged"):
         metra.load(run)
 
 

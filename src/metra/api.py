@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metra.presets import DEFAULT_PRESET, RunConfig, apply_overrides, preset_config
-from metra.train.checkpoint import has_checkpoint
+from metra.presets import (
+    DEFAULT_PRESET,
+    RunConfig,
+    apply_overrides,
+    preset_config,
+    resume_overrides,
+)
+from metra.run.folder import RunDir, resumed_total
+from metra.train.checkpoint import saved_env_steps
 from metra.train.online import SkillTrainer, read_config
 
 
@@ -48,25 +55,28 @@ def train(
     algo: str | None = None,
 ) -> Path:
     """Train a preset (with `key=value` overrides) into a new run folder, or continue the run
-    folder `resume` (optionally to a new `steps` total). `algo` picks another registered
-    algorithm than the preset's METRA. Returns the run folder."""
+    folder `resume` (to a new `steps` total, with the overrides `resume_overrides` allows).
+    `algo` picks another registered algorithm than the preset's METRA. Returns the run
+    folder; a SIGINT/SIGTERM stops it after a checkpoint with `RunInterrupted`."""
     if resume is not None:
-        run_dir = Path(resume)
-        config = read_config(run_dir)
-        if not has_checkpoint(run_dir):
-            raise FileNotFoundError(f"{run_dir} has no checkpoint to resume from")
-        if steps is not None:
-            config = config.with_train(total_steps=steps)
-        return SkillTrainer(config, run_dir, resume=True, progress=progress).run()
+        run = RunDir(resume)
+        run.check_resume()
+        with run.hold():
+            config = resume_overrides(read_config(run.path), list(overrides))
+            total = resumed_total(
+                run,
+                saved_env_steps(run.path),
+                config.train.total_steps,
+                steps,
+                f"metra train --resume {run}",
+            )
+            config = config.with_train(total_steps=total)
+            return SkillTrainer(config, run.path, resume=True, progress=progress).run()
     config = resolve_config(preset, steps, seed, overrides, algo)
-    run_dir = (
-        Path(out)
-        if out is not None
-        else default_run_dir(preset, config.train.seed, config.train.algo)
+    run = RunDir(
+        out if out is not None else default_run_dir(preset, config.train.seed, config.train.algo)
     )
-    if has_checkpoint(run_dir):
-        raise FileExistsError(
-            f"{run_dir} already holds a run: resume it with --resume {run_dir}, "
-            "or pick another --out"
-        )
-    return SkillTrainer(config, run_dir, resume=False, progress=progress).run()
+    run.check_new()
+    with run.hold():
+        run.check_new()  # again under the lock: a run may have started in between
+        return SkillTrainer(config, run.path, resume=False, progress=progress).run()

@@ -4,12 +4,14 @@ meta-test | meta-compare`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from metra import __version__
 from metra.agents import META_AGENTS, SKILL_AGENTS
 from metra.envs.meta import META_TASK_NAMES
+from metra.errors import MetraError
 from metra.presets import DEFAULT_PRESET, PRESETS
+from metra.run.folder import dumps
 
 
 def _preset_table() -> str:
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_preset_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"metra {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     tr = sub.add_parser(
@@ -37,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--preset",
-        default=DEFAULT_PRESET,
         choices=list(PRESETS),
         metavar="NAME",
         help=f"one of: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
@@ -50,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, help="total env steps (default: the preset's)")
     tr.add_argument("--seed", type=int, help="random seed (default 0)")
     tr.add_argument("--out", help="run folder (default runs/PRESET-seedS)")
-    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    tr.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR (with --steps, and overrides of step sizes and "
+        "cadences only: lr, log_every, eval_every, checkpoint_every, eval_skills)",
+    )
     tr.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
     tr.add_argument("overrides", nargs="*", metavar="key=value")
 
@@ -174,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             from metra.api import train
             from metra.eval.run import evaluate
 
-            if args.resume and (args.overrides or args.seed is not None or args.out or args.algo):
-                raise ValueError("--resume takes only --steps; the rest comes from the run")
+            if args.resume and (args.seed is not None or args.out or args.algo or args.preset):
+                raise ValueError("--resume takes the seed, folder, algo and preset from the run")
             run_dir = train(
-                args.preset,
+                args.preset or DEFAULT_PRESET,
                 args.steps,
                 args.seed,
                 args.out,
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 algo=args.algo,
             )
             if not args.no_eval:
-                print(json.dumps(evaluate(run_dir), indent=2))
+                print(dumps(evaluate(run_dir)))
         elif args.command == "compare":
             from metra.compare import compare, final_table
 
@@ -220,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
 
             from metra.data import generate_pointmaze, save_dataset
 
-            out = Path(args.out or f"data/{args.env}-navigate-{args.episodes}ep.npz")
-            out.parent.mkdir(parents=True, exist_ok=True)
+            name = f"{args.env}-navigate-{args.episodes}ep.npz"
+            out = Path(args.out or f"data/{name}")
+            if out.is_dir():  # a folder: the default file name inside it
+                out = out / name
             data = generate_pointmaze(
                 args.env, args.episodes, args.episode_len, args.noise, args.seed
             )
@@ -238,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "meta-test":
             from metra.train.meta import evaluate_run
 
-            print(json.dumps(evaluate_run(args.run_dir, args.rollouts), indent=2))
+            print(dumps(evaluate_run(args.run_dir, args.rollouts)))
         elif args.command == "meta-compare":
             from metra.train.meta import compare_runs
 
@@ -259,16 +268,19 @@ def main(argv: list[str] | None = None) -> int:
             from metra.eval.run import evaluate
 
             result = evaluate(args.run_dir, args.skills, args.goals, args.goal_range)
-            print(json.dumps(result, indent=2))
+            print(dumps(result))
         else:
             from metra.eval.run import plot
 
             for path in plot(args.run_dir, args.skills, args.video):
                 print(path)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except MetraError as err:
+        print(f"metra: {err}" if err.exit_code > 128 else f"metra: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"metra: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: aborted at once
         return 130
     return 0
 

@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
 from metra.eval.plots import Curve, line_plot
-from metra.eval.run import random_coverage
-from metra.eval.skills import EVAL_SEED
+from metra.eval.skills import EVAL_SEED, random_coverage
 from metra.train.checkpoint import saved_env_steps
 from metra.train.logging import read_progress
 

@@ -21,14 +21,17 @@ rewards, goals are relabelled from the data.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from metra.envs.goals import GoalEnvSpec, PointMaze, make_goal_env
+from metra.errors import DamagedFileError
 
 __all__ = ["FIELDS", "generate_pointmaze", "load_dataset", "save_dataset"]
 
@@ -146,6 +149,16 @@ def _check(data: dict[str, np.ndarray], source: str, spec: GoalEnvSpec | None) -
             )
 
 
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the dataset's fields (their dtype, shape and bytes)."""
+    sha = hashlib.sha256()
+    for key in FIELDS:
+        value = np.ascontiguousarray(arrays[key])
+        sha.update(f"{key}:{value.dtype.str}:{value.shape}".encode())
+        sha.update(value.tobytes())
+    return sha.hexdigest()
+
+
 def save_dataset(path: str | os.PathLike[str], data: dict[str, np.ndarray]) -> None:
     """Check `data` and write it to `path` atomically: a crash leaves the old file or none,
     never a truncated one."""
@@ -156,7 +169,7 @@ def save_dataset(path: str | os.PathLike[str], data: dict[str, np.ndarray]) -> N
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **{k: arrays[k] for k in FIELDS})
+            np.savez(f, **{k: arrays[k] for k in FIELDS}, sha256=np.asarray(_digest(arrays)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -181,10 +194,15 @@ def load_dataset(
             raise ValueError("a single .npy array, not an .npz archive")
         with loaded as npz:
             data = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise ValueError(
-            f"{path} is not a readable .npz dataset ({type(e).__name__}: {e}); it is probably "
-            "truncated or not written by metra.data.save_dataset: regenerate it"
-        ) from e
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as e:
+        raise DamagedFileError(
+            f"{path} is not a readable .npz dataset ({type(e).__name__}); it is truncated or "
+            "not written by metra data: regenerate it with metra data"
+        ) from None
     _check(data, str(path), spec)
+    if "sha256" in data and str(data["sha256"]) != _digest(data):
+        raise DamagedFileError(
+            f"{path} does not match its own checksum (altered after it was written): "
+            "regenerate it with metra data"
+        )
     return {k: data[k] for k in FIELDS}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metra.agents import SKILL_AGENTS
+from metra.errors import RunFolderError
 
 
 def require_counts(config: Any, *names: str) -> None:
@@ -264,3 +265,28 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
         value = _parse_value(text, getattr(obj, name), key)
         sections[found[0]] = dataclasses.replace(obj, **{name: value})
     return dataclasses.replace(config, train=sections["train"], agent=sections["agent"])
+
+
+# What a resumed run may change: step sizes and the cadence of logs, evaluations and
+# checkpoints. Everything else (widths, the env, batch and replay sizes, seeds, schedules)
+# would make the checkpoint's state or the run's data order another run's.
+SAFE_ON_RESUME = (
+    "lr",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "eval_skills",
+    "eval_episodes",
+)
+
+
+def resume_overrides(config: Any, overrides: list[str]) -> Any:
+    """`apply_overrides` for a resumed run: refuses, by name, every key outside
+    `SAFE_ON_RESUME`."""
+    bad = [k for k, _ in map(_split, overrides) if k.rpartition(".")[2] not in SAFE_ON_RESUME]
+    if bad:
+        raise RunFolderError(
+            f"a resumed run cannot change {', '.join(bad)}; it may change "
+            f"{', '.join(SAFE_ON_RESUME)} (start a new run for the rest)"
+        )
+    return apply_overrides(config, overrides)

@@ -31,10 +31,18 @@ class Agent(struct.PyTreeNode):
         deterministic: bool = False,
         key: jax.Array | None = None,
     ) -> jax.Array:
-        """Actions in [-1, 1] for observations [n, ...] under latents [n, L]: a skill, a goal
-        or a task latent (plain SAC ignores it). Stochastic actions need `key`."""
+        """Actions in [-1, 1] for observations [n, ...] under latents [n, L] (or one latent
+        [L] for all): a skill, a goal or a task latent (plain SAC ignores it). Stochastic
+        actions need `key`."""
         require_key(key, deterministic)
+        if latent is not None:
+            latent = per_observation(obs, latent, self.obs_rank)
         return self._action(obs, latent, key, deterministic)
+
+    @property
+    def obs_rank(self) -> int:
+        """Dimensions of one observation (1 for a state vector, 3 for stacked frames)."""
+        return 1
 
     def _action(
         self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
@@ -70,6 +78,20 @@ class Agent(struct.PyTreeNode):
     @jax.jit
     def _jit_step(self, batch: Batch) -> tuple[Any, Metrics]:
         return self.update_step(batch)
+
+
+def per_observation(obs: jax.Array, latent: jax.Array, obs_rank: int) -> jax.Array:
+    """`latent` with one row per observation: a single latent [L] is repeated over the batch;
+    any other mismatch is an error naming both shapes."""
+    batch = obs.shape[: obs.ndim - obs_rank]
+    if latent.shape[:-1] == batch:
+        return latent
+    if latent.ndim == 1:
+        return jnp.broadcast_to(latent, (*batch, latent.shape[-1]))
+    raise ValueError(
+        f"act got observations of shape {obs.shape} and latents of shape {latent.shape}: give "
+        f"one latent [L] for all or one per observation {(*batch, latent.shape[-1])}"
+    )
 
 
 def require_key(key: jax.Array | None, deterministic: bool) -> None:

@@ -174,6 +174,10 @@ class SkillAgent(Agent):
         cfg = self.config
         return sample_skills(key, n, cfg.latent_dim, cfg.discrete, cfg.continuous_prior)
 
+    @property
+    def obs_rank(self) -> int:
+        return 3 if self.pixels else 1
+
     def _action(
         self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:

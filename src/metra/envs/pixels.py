@@ -9,6 +9,8 @@ simulator's true torso position. All envs of a batch render through one MuJoCo c
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +139,7 @@ class PixelBatch:
         self._renderer = mujoco.Renderer(model, FRAME[0], FRAME[1])
         self._viewer: mujoco.Renderer | None = None
         self._stack = FrameStack(spec.frame_stack)
+        _close_at_exit(self)
 
     # ---- what a subclass gives --------------------------------------------------------
     def _data(self, index: int) -> mujoco.MjData:
@@ -191,12 +194,35 @@ class PixelBatch:
         return np.concatenate([own, third], axis=1)
 
     def close(self) -> None:
-        """Both renderers, then the subclass's envs (`self._envs`)."""
+        """Both renderers, then the subclass's envs (`self._envs`); a second call does
+        nothing."""
         for renderer in (self._renderer, self._viewer):
             if renderer is not None:
                 renderer.close()
+        self._renderer = self._viewer = None  # type: ignore[assignment]
         for env in self._envs:
             env.close()
+        self._envs = []
+        _OPEN.discard(self)
+
+
+# Pixel envs not yet closed. At interpreter exit they are closed while EGL still exists: left
+# to the garbage collector, a renderer's __del__ runs after EGL's teardown and prints
+# tracebacks. MuJoCo registers EGL's teardown when the first renderer is made; exit hooks run
+# last-registered first, so ours is registered after that.
+_OPEN: weakref.WeakSet[PixelBatch] = weakref.WeakSet()
+
+
+def _close_open_envs() -> None:
+    for env in list(_OPEN):
+        env.close()
+
+
+def _close_at_exit(env: PixelBatch) -> None:
+    if not _OPEN:
+        atexit.unregister(_close_open_envs)
+        atexit.register(_close_open_envs)
+    _OPEN.add(env)
 
 
 def tracking_camera(body: int = 1) -> mujoco.MjvCamera:

@@ -44,17 +44,20 @@ class PointEnv:
         self.seed = seed
         self._drift = np.array([current, 0.0], np.float32)
         self._pos = np.zeros((num_envs, 2), np.float32)
+        self._trail = [self._pos]  # positions since the reset, for the rendered trail
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         # A small jitter around the centre, so starts are not all identical.
         self._pos = rng.uniform(-0.1, 0.1, (self.num_envs, 2)).astype(np.float32)
+        self._trail = [self._pos]
         return self._pos.copy(), self._pos.copy()
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
         step = SPEED * actions + self._drift
         self._pos = np.clip(self._pos + step, -ROOM, ROOM).astype(np.float32)
+        self._trail.append(self._pos)
         return StepResult(
             obs=self._pos.copy(),
             reward=np.zeros(self.num_envs, np.float32),
@@ -66,12 +69,29 @@ class PointEnv:
         return replace_coords(self.spec, obs, coords)
 
     def render(self, index: int = 0, size: int = 128) -> np.ndarray:
-        """The room seen from above, the point as a red square."""
-        frame = np.full((size, size, 3), 235, np.uint8)
-        x, y = self._pos[index]
-        col = int((x + ROOM) / (2 * ROOM) * (size - 1))
-        row = int((ROOM - y) / (2 * ROOM) * (size - 1))
-        frame[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3] = (220, 30, 30)
+        """The room seen from above: its walls, a grid line every 5 units, the path since the
+        reset as a trail and the point as a red square."""
+        wall = max(size // 32, 2)
+        inner = size - 2 * wall
+        frame = np.full((size, size, 3), 70, np.uint8)  # the walls
+        frame[wall:-wall, wall:-wall] = 240
+        for k in range(1, 4):  # grid lines at -5, 0, 5
+            line = wall + k * inner // 4
+            frame[wall:-wall, line] = frame[line, wall:-wall] = 215
+
+        def pixel(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            col = wall + ((xy[..., 0] + ROOM) / (2 * ROOM) * (inner - 1)).astype(int)
+            row = wall + ((ROOM - xy[..., 1]) / (2 * ROOM) * (inner - 1)).astype(int)
+            return row, col
+
+        path = np.stack([p[index] for p in self._trail])
+        between = np.linspace(0.0, 1.0, 8, endpoint=False)[:, None, None]
+        rows, cols = pixel(path[:-1] + between * (path[1:] - path[:-1]) if len(path) > 1 else path)
+        frame[rows, cols] = (230, 120, 120)
+        row, col = (int(v) for v in pixel(self._pos[index]))
+        r = max(size // 40, 2)
+        frame[row - r - 1 : row + r + 2, col - r - 1 : col + r + 2] = (120, 0, 0)
+        frame[row - r : row + r + 1, col - r : col + r + 1] = (220, 30, 30)
         return frame
 
     def close(self) -> None:

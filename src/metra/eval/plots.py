@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from metra.envs import EnvSpec
-from metra.eval.skills import coverage_coords, in_chunks
+from metra.eval.skills import coverage_coords, in_chunks, random_coverage
 from metra.rollout import Trajectories
 
 
@@ -106,6 +106,9 @@ def line_plot(
         ax.axhline(float(reference.y), color="gray", ls="--", label=reference.label)
         if reference.band is not None:
             ax.axhspan(*reference.band, color="gray", alpha=0.15)
+    ys = [c.y for c in curves] + ([np.atleast_1d(reference.y)] if reference is not None else [])
+    if min(float(np.min(y)) for y in ys) >= 0:
+        ax.set_ylim(bottom=0)  # counts and rates start at zero, so differences read true
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -120,8 +123,9 @@ def line_plot(
     return path
 
 
-def plot_coverage_curve(run_dir: Path) -> Path | None:
-    """plots/coverage.png from progress.csv (None before the first evaluation)."""
+def plot_coverage_curve(run_dir: Path, env_name: str, episodes: int) -> Path | None:
+    """plots/coverage.png from progress.csv, beside the coverage of `episodes` uniformly
+    random episodes of `env_name` (None before the first evaluation)."""
     from metra.train.logging import read_progress
 
     rows = [r for r in read_progress(run_dir) if r.get("coverage")]
@@ -130,8 +134,9 @@ def plot_coverage_curve(run_dir: Path) -> Path | None:
     steps = np.array([float(r["env_steps"]) for r in rows])
     cov = np.array([float(r["coverage"]) for r in rows])
     curve = Curve("coverage", steps, cov)
+    floor = Curve("random policy", np.zeros(1), np.asarray(random_coverage(env_name, episodes)))
     path = Path(run_dir) / "plots" / "coverage.png"
-    return line_plot(path, [curve], "env steps", "coverage (1x1 bins)")
+    return line_plot(path, [curve], "env steps", "coverage (1x1 bins)", reference=floor)
 
 
 # The diagnostics of a skill run that tell why its coverage moves (docs/metra-fidelity.md).

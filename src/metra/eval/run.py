@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from metra.envs import env_spec, make_env
+from metra.envs import env_spec
 from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     EVAL_SEED,
-    coverage_of,
     evaluation_draw,
-    random_rollout,
+    random_coverage,
     skill_metrics,
     skill_trajectories,
 )
 from metra.eval.video import skill_video
 from metra.presets import RunConfig
+from metra.run.folder import write_json
 from metra.train.checkpoint import Counters, load_checkpoint, save_weights
 from metra.train.online import create_agent, read_config
 
@@ -34,12 +32,6 @@ def _restore(run_dir: Path) -> tuple[RunConfig, Any, Counters]:
 def load(run_dir: str | Path) -> Any:
     """The trained agent of a run folder: `act(obs, z, deterministic=...)`, `phi(obs)`."""
     return _restore(Path(run_dir))[1]
-
-
-def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
-    """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
-    with closing(make_env(env_name, seed, episodes)) as env:
-        return coverage_of(random_rollout(env, seed), env.spec)
 
 
 def evaluate(
@@ -63,7 +55,7 @@ def evaluate(
     }
     if hasattr(agent, "goal_latent") and not agent.config.discrete and spec.goal_range > 0:
         result.update(goal_reaching(agent, env_name, goals, EVAL_SEED, goal_range))
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    write_json(run_dir / "eval.json", result)
     return result
 
 
@@ -75,7 +67,7 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
     draw = evaluation_draw(config.train.eval_fresh_skills, counters.env_steps)
     traj = skill_trajectories(agent, env_name, skills, draw=draw)
     paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
-    curve = plot_coverage_curve(run_dir)
+    curve = plot_coverage_curve(run_dir, env_name, config.train.eval_skills)
     if curve is not None:
         paths.append(curve)
     if video:

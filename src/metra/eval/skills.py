@@ -109,3 +109,9 @@ def random_rollout(env: BatchEnv, seed: int) -> Trajectories:
     """One episode of uniformly random actions in every env of the batch."""
     policy = random_policy(env.spec.act_dim, np.zeros((env.num_envs, 0)), seed)
     return rollout(env, policy, seed)
+
+
+def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:
+    """Coverage of `episodes` uniformly random episodes: the floor every skill agent must beat."""
+    with closing(make_env(env_name, seed, episodes)) as env:
+        return coverage_of(random_rollout(env, seed), env.spec)

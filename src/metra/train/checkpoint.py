@@ -1,11 +1,14 @@
 """Checkpoints: agent (params, optimizer states, RNG, normalizer), replay and counters.
 
 `state.json` is written last and atomically, and names the agent and replay files it goes
-with, so a crash while saving leaves the previous checkpoint intact.
+with, so a crash while saving leaves the previous checkpoint intact. It holds the SHA-256 of
+each of them (and of itself), checked on load: a truncated, altered or foreign file is
+refused by name instead of loading wrong numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +17,11 @@ from typing import Any
 import flax.serialization
 import numpy as np
 
+from metra.errors import DamagedFileError
 from metra.replay import ReplayBuffer, TaskReplay
+from metra.run.folder import dumps
+
+REPAIR = "restore the run folder from a copy, or start a new run with another --out"
 
 
 @dataclass
@@ -54,9 +61,7 @@ def save_checkpoint(
         with (ckpt / (state["arrays"] + ".tmp")).open("wb") as f:
             np.savez(f, **arrays)
         (ckpt / (state["arrays"] + ".tmp")).replace(ckpt / state["arrays"])
-    tmp_state = ckpt / "state.json.tmp"
-    tmp_state.write_text(json.dumps(state, indent=1))
-    tmp_state.replace(ckpt / "state.json")
+    _write_state(ckpt, state)
     keep = {agent_file, state["replay"], state["arrays"], "state.json"}
     for old in ckpt.iterdir():
         if old.name not in keep and old.name.startswith(("agent-", "replay-", "arrays-")):
@@ -90,7 +95,57 @@ def save_weights(run_dir: Path, agent: Any, counters: Counters) -> None:
     tree = _without_training_state(flax.serialization.to_state_dict(agent))
     (ckpt / agent_file).write_bytes(flax.serialization.msgpack_serialize(tree))
     state = {"counters": asdict(counters), "agent": agent_file, "replay": None}
-    (ckpt / "state.json").write_text(json.dumps({**state, "weights_only": True}, indent=1))
+    _write_state(ckpt, {**state, "weights_only": True})
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (replays reach gigabytes)."""
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    body = {k: v for k, v in state.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _write_state(ckpt: Path, state: dict[str, Any]) -> None:
+    """state.json with the digest of every file it names and of its own content."""
+    names = [state[k] for k in ("agent", "replay", "arrays") if state.get(k)]
+    state = {**state, "sha256": {name: file_digest(ckpt / name) for name in names}}
+    state["digest"] = _state_digest(state)
+    tmp_state = ckpt / "state.json.tmp"
+    tmp_state.write_text(dumps(state, indent=1))
+    tmp_state.replace(ckpt / "state.json")
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    """The last checkpoint's state.json, checked against its own digest."""
+    path = checkpoint_dir(run_dir) / "state.json"
+    try:
+        state = json.loads(path.read_bytes())
+        counters = Counters(**state["counters"])
+        ok = isinstance(state["agent"], str) and isinstance(counters.env_steps, int)
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok or ("digest" in state and state["digest"] != _state_digest(state)):
+        raise DamagedFileError(f"{path} is damaged: {REPAIR}")
+    return state  # type: ignore[no-any-return]
+
+
+def verified(run_dir: Path, state: dict[str, Any], name: str) -> Path:
+    """The path of checkpoint file `name`, after checking it is the one `state` wrote
+    (checkpoints from before digests are taken as they are)."""
+    path = checkpoint_dir(run_dir) / name
+    if not path.is_file():
+        raise DamagedFileError(f"{path} is missing: {REPAIR}")
+    expected = state.get("sha256", {}).get(name)
+    if expected is not None and file_digest(path) != expected:
+        raise DamagedFileError(f"{path} is damaged or from another checkpoint: {REPAIR}")
+    return path
 
 
 def has_checkpoint(run_dir: Path) -> bool:
@@ -101,8 +156,7 @@ def saved_env_steps(run_dir: Path) -> int:
     """Env steps of a run folder's last checkpoint (0 when it has none)."""
     if not has_checkpoint(run_dir):
         return 0
-    state = json.loads((checkpoint_dir(run_dir) / "state.json").read_text())
-    return int(state["counters"]["env_steps"])
+    return int(read_state(run_dir)["counters"]["env_steps"])
 
 
 def load_checkpoint(
@@ -114,14 +168,14 @@ def load_checkpoint(
         raise FileNotFoundError(
             f"no checkpoint in {ckpt}: train first (metra train ...) or check the run folder"
         )
-    state = json.loads((ckpt / "state.json").read_text())
+    state = read_state(run_dir)
     if replay is not None and state.get("weights_only"):
         raise ValueError(
             f"{run_dir} holds a shipped agent's weights only (no optimizer state or replay): "
             "metra eval, plot and downstream read it; train a new run to continue training"
         )
+    data = verified(run_dir, state, state["agent"]).read_bytes()
     try:
-        data = (ckpt / state["agent"]).read_bytes()
         if state.get("weights_only"):
             saved = flax.serialization.msgpack_restore(data)
             full = _merged(flax.serialization.to_state_dict(template), saved)
@@ -129,19 +183,29 @@ def load_checkpoint(
         else:
             agent = flax.serialization.from_bytes(template, data)
     except Exception as err:  # json, msgpack and flax raise many kinds on a damaged file
-        raise ValueError(
-            f"the checkpoint in {ckpt} is unreadable or does not match the run's config "
-            f"({type(err).__name__}: {err}); retrain, or resume from a copy of the run"
-        ) from err
+        raise DamagedFileError(
+            f"{ckpt / state['agent']} is unreadable or does not match the run's config "
+            f"({type(err).__name__}): {REPAIR}"
+        ) from None
     if replay is not None and state["replay"] is not None:
-        replay.load(ckpt / state["replay"])
+        path = verified(run_dir, state, state["replay"])
+        try:
+            replay.load(path)
+        except Exception as err:  # zipfile, numpy and key errors on a damaged replay
+            raise DamagedFileError(
+                f"{path} is unreadable ({type(err).__name__}): {REPAIR}"
+            ) from None
     return agent, Counters(**state["counters"])
 
 
 def load_arrays(run_dir: Path) -> dict[str, np.ndarray]:
     """The arrays saved with the last checkpoint (empty when it has none)."""
-    state = json.loads((checkpoint_dir(run_dir) / "state.json").read_text())
+    state = read_state(run_dir)
     if not state.get("arrays"):
         return {}
-    with np.load(checkpoint_dir(run_dir) / state["arrays"]) as data:
-        return {k: data[k] for k in data.files}
+    path = verified(run_dir, state, state["arrays"])
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as err:  # zipfile and numpy errors on a damaged file
+        raise DamagedFileError(f"{path} is unreadable ({type(err).__name__}): {REPAIR}") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
 from metra.presets import require_counts
 from metra.rollout import rollout
+from metra.run.folder import RunDir
 from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.train.logging import RunLogger, read_progress
 from metra.train.loop import run_epochs
@@ -84,9 +84,7 @@ class DownstreamTrainer:
         resume = has_checkpoint(self.run_dir)
         if resume:
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_json = json.dumps(dataclasses.asdict(config), indent=2)
-        (self.run_dir / "config.json").write_text(config_json)
+        RunDir(self.run_dir).write_config(dataclasses.asdict(config), resumed=resume)
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
         self.no_latent = np.zeros((config.num_envs, 0), np.float32)
 
@@ -141,6 +139,7 @@ class DownstreamTrainer:
             lambda c: c.env_steps,
             f"{cfg.task} {name}",
             progress,
+            "the same metra downstream command",
         )
         return self.run_dir
 
@@ -217,7 +216,10 @@ def run_downstream(
         name = "hierarchical" if hierarchical else "flat SAC"
         config = DownstreamConfig.default(task, hierarchical, seed=seed, **changes)
         agent = load(skill_run) if hierarchical else None
-        run_dir = out / ("hierarchical" if hierarchical else "flat")
-        runs[name] = DownstreamTrainer(config, run_dir, agent).run(progress)
+        run = RunDir(out / ("hierarchical" if hierarchical else "flat"))
+        if not run.has_checkpoint():
+            run.check_new()
+        with run.hold():
+            runs[name] = DownstreamTrainer(config, run.path, agent).run(progress)
     floor = random_return(task, DownstreamConfig.default(task, False, **changes).eval_episodes)
     return write_downstream_summary(out, task, runs, floor)

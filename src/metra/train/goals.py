@@ -11,7 +11,6 @@ deterministic episode is a success.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,16 @@ import numpy as np
 from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.envs.goals import GoalEnv, GoalEnvSpec, goal_env_spec, make_goal_env
 from metra.eval.plots import Curve, line_plot
-from metra.presets import apply_overrides, build_config, require_counts
+from metra.presets import apply_overrides, build_config, require_counts, resume_overrides
 from metra.replay import ReplayBuffer, episode_buffer, sample_goal_batch
-from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.run.folder import RunDir, resumed_total
+from metra.train.checkpoint import (
+    Counters,
+    has_checkpoint,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+)
 from metra.train.logging import RunLogger, read_progress
 from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
@@ -208,8 +214,7 @@ class GoalTrainer:
         if resume:
             replay = None if self.cfg.offline else self.buffer
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, replay)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
         self.logger = RunLogger(
             self.run_dir, self.steps(self.counters) if resume else None, self.step_name
         )
@@ -270,6 +275,7 @@ class GoalTrainer:
                 self.steps,
                 f"QRL {mode} {self.cfg.env}",
                 progress,
+                f"metra qrl --env {self.cfg.env} --out {self.run_dir}",
             )
         finally:
             for env in self.envs:
@@ -304,19 +310,26 @@ def train_qrl(
     from metra.data import load_dataset
 
     mode = "offline" if data is not None else "online"
-    run_dir = Path(out) if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}"
-    if has_checkpoint(run_dir):
-        if overrides:
-            raise ValueError(f"{run_dir} holds a run: resuming takes only --steps")
-        config = GoalRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    else:
-        config = GoalRunConfig.default(env, None if data is None else str(data))
-        config = apply_overrides(config, list(overrides))
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-    if steps is not None:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
-    train_cfg = config.train
-    dataset = None
-    if train_cfg.data is not None:
-        dataset = load_dataset(Path(train_cfg.data), goal_env_spec(train_cfg.env))
-    return GoalTrainer(config, run_dir, dataset).run(progress)
+    run = RunDir(out if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}")
+    if not run.has_checkpoint():
+        run.check_new()
+    with run.hold():
+        if run.has_checkpoint():
+            config = GoalRunConfig.from_dict(run.read_config())
+            config = resume_overrides(config, list(overrides))
+            counters = read_state(run.path)["counters"]
+            saved = counters["updates" if config.train.offline else "env_steps"]
+            hint = f"rerun metra qrl --env {env} --out {run}"
+            steps = resumed_total(run, saved, config.train.steps, steps, hint)
+        else:
+            config = GoalRunConfig.default(env, None if data is None else str(data))
+            config = apply_overrides(config, list(overrides))
+            train = dataclasses.replace(config.train, seed=seed)
+            config = dataclasses.replace(config, train=train)
+        if steps is not None:
+            train = dataclasses.replace(config.train, steps=steps)
+            config = dataclasses.replace(config, train=train)
+        dataset = None
+        if config.train.data is not None:
+            dataset = load_dataset(Path(config.train.data), goal_env_spec(config.train.env))
+        return GoalTrainer(config, run.path, dataset).run(progress)

@@ -9,6 +9,8 @@ from typing import Any
 
 from tensorboardX import SummaryWriter
 
+from metra.errors import DamagedFileError
+
 
 class RunLogger:
     """Appends one row per log step to progress.csv (the step column, `env_steps` unless
@@ -23,14 +25,15 @@ class RunLogger:
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.path.exists():
             # Rows written after the checkpoint would be repeated by the resumed run: drop them.
-            with self.path.open(newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r[step_name]) <= resume_step]
+            self.rows = [r for r in progress_rows(self.path) if int(r[step_name]) <= resume_step]
         self.columns = [
             step_name,
             *(k for k in (self.rows[0] if self.rows else {}) if k != step_name),
         ]
         self._rewrite()
-        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+        # TensorBoard hides the events from `purge_step` on that an earlier process wrote.
+        purge = None if resume_step is None else resume_step + 1
+        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
 
     def _rewrite(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -64,5 +67,25 @@ def read_progress(run_dir: Path) -> list[dict[str, str]]:
     path = Path(run_dir) / "progress.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a metra run folder?")
+    return progress_rows(path)
+
+
+def progress_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a progress.csv. A cut-off last line (a crash while writing it) is left
+    out; any other line that is not a row is an error naming the line."""
     with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+        lines = list(csv.reader(f))
+    if not lines:
+        return []
+    header, body = lines[0], lines[1:]
+    rows = []
+    for number, cells in enumerate(body, start=2):
+        if len(cells) != len(header) or not cells[0].isdigit():
+            if number == len(lines):
+                break
+            raise DamagedFileError(
+                f"{path}, line {number}, is not a row of the run's log: delete that line "
+                "(or restore the file from a copy) and run again"
+            )
+        rows.append(dict(zip(header, cells, strict=True)))
+    return rows

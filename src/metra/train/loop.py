@@ -1,42 +1,52 @@
 """The epoch loop that the downstream and goal-reaching trainers share: a progress bar,
-evaluation and checkpoint every so many steps and at the end, one log row per epoch, and a
-Ctrl-C that stops after the epoch with a checkpoint."""
+evaluation and checkpoint every so many steps and at the end, one log row per epoch, and
+SIGINT/SIGTERM that stop after the epoch with a checkpoint."""
 
 from __future__ import annotations
 
 import math
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from metra.errors import NonFiniteError, RunInterrupted
 from metra.train.checkpoint import Counters
 from metra.train.logging import RunLogger
 
 
 @contextmanager
-def stop_on_interrupt() -> Iterator[list[bool]]:
-    """The first Ctrl-C asks the loop to stop at the end of the epoch (and checkpoint); a
-    second one interrupts at once."""
-    flag = [False]
+def stop_on_signal() -> Iterator[list[int]]:
+    """SIGINT (Ctrl-C) or SIGTERM (what job schedulers send) asks the loop to stop at the end
+    of the epoch, checkpoint and exit non-zero; a second signal acts at once. Yields the list
+    the received signal is appended to."""
+    received: list[int] = []
+    previous: dict[int, Any] = {}
 
     def handler(signum: int, frame: Any) -> None:
-        flag[0] = True
-        signal.signal(signal.SIGINT, previous)
-        print("\nstopping after this epoch and writing a checkpoint (Ctrl-C again to abort)")
+        received.append(signum)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        name = signal.Signals(signum).name
+        print(
+            f"\n{name}: stopping after this epoch and writing a checkpoint ({name} again aborts)",
+            file=sys.stderr,
+        )
 
-    previous = signal.getsignal(signal.SIGINT)
     try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-        previous = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: signals behave as usual
+        previous.clear()
     try:
-        yield flag
+        yield received
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -49,9 +59,9 @@ def finite_metrics(metrics: dict[str, Any], where: str) -> dict[str, float]:
     values = {k: float(v) for k, v in metrics.items()}
     bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"non-finite {', '.join(bad)} at {where}; resume from the last checkpoint with a "
-            "smaller lr (agent.lr=...)"
+            "smaller step size (the resume command plus agent.lr=...)"
         )
     return values
 
@@ -59,6 +69,7 @@ def finite_metrics(metrics: dict[str, Any], where: str) -> dict[str, float]:
 class EpochTrainer(Protocol):
     counters: Counters
     logger: RunLogger
+    run_dir: Path
 
     def train_epoch(self) -> dict[str, float]: ...
 
@@ -74,8 +85,10 @@ def run_epochs(
     steps: Callable[[Counters], int],
     desc: str,
     progress: bool = True,
+    resume_hint: str = "the same command",
 ) -> None:
-    """Epochs until `steps(counters)` reaches `total`."""
+    """Epochs until `steps(counters)` reaches `total`; a signal stops after the epoch with a
+    checkpoint and raises `RunInterrupted`, whose message ends in `resume_hint`."""
     c = trainer.counters
     bar = tqdm(
         total=total,
@@ -87,8 +100,8 @@ def run_epochs(
         dynamic_ncols=True,
     )
     try:
-        with stop_on_interrupt() as stop:
-            while steps(c) < total and not stop[0]:
+        with stop_on_signal() as stop:
+            while steps(c) < total and not stop:
                 before = steps(c)
                 row = trainer.train_epoch()
                 if crossed(before, steps(c), eval_every) or steps(c) >= total:
@@ -98,8 +111,9 @@ def run_epochs(
                     trainer.save()
                 trainer.logger.log(steps(c), row)
                 bar.update(steps(c) - before)
-            if stop[0]:
+            if stop:
                 trainer.save()
+                raise RunInterrupted(stop[0], trainer.run_dir, steps(c), resume_hint)
     finally:
         bar.close()
         trainer.logger.close()

@@ -31,9 +31,16 @@ from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
 from metra.envs.meta import MetaEnvBatch, MetaTasks, Task, make_meta_tasks
 from metra.eval.plots import Curve, line_plot
-from metra.presets import apply_overrides, build_config, require_counts
+from metra.presets import apply_overrides, build_config, require_counts, resume_overrides
 from metra.replay import TaskReplay, context_features
-from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
+from metra.run.folder import RunDir, resumed_total, write_json
+from metra.train.checkpoint import (
+    Counters,
+    has_checkpoint,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+)
 from metra.train.logging import RunLogger, read_progress
 from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
@@ -234,7 +241,7 @@ def random_scores(
     scores = {"random_return": float(run.returns.mean())}
     if family.has_success:
         scores["random_success"] = float(run.success.mean())
-    path.write_text(json.dumps(scores, indent=1))
+    write_json(path, scores)
     return scores
 
 
@@ -261,8 +268,7 @@ class MetaTrainer:
         resume = has_checkpoint(self.run_dir)
         if resume:
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
         random_scores(self.run_dir, fam, cfg.eval_rollouts)
 
@@ -348,6 +354,7 @@ class MetaTrainer:
             lambda c: c.env_steps,
             f"{self.cfg.algo} {self.cfg.task}",
             progress,
+            f"metra meta-train --task {self.cfg.task} --algo {self.cfg.algo} --out {self.run_dir}",
         )
         write_curves(self.run_dir)
         return self.run_dir
@@ -414,22 +421,26 @@ def train_meta(
     """Meta-train `algo` on task family `task` into `out` (default runs/meta-TASK-ALGO-seedS);
     a folder holding a checkpoint resumes with its own config (`steps` may raise the total).
     Returns the run folder."""
-    run_dir = Path(out) if out is not None else Path("runs") / f"meta-{task}-{algo}-seed{seed}"
-    if has_checkpoint(run_dir):
-        if overrides:
-            raise ValueError(f"{run_dir} holds a run: resuming takes only --steps")
-        config = MetaRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    else:
-        if any(
-            o.split("=", 1)[0] in ("algo", "train.algo", "task", "train.task") for o in overrides
-        ):
-            raise ValueError("choose the algorithm and task with --algo and --task")
-        config = apply_overrides(MetaRunConfig.default(task, algo), list(overrides))
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-    if steps is not None:
-        train = dataclasses.replace(config.train, total_steps=steps)
-        config = dataclasses.replace(config, train=train)
-    return MetaTrainer(config, run_dir).run(progress)
+    run = RunDir(out if out is not None else Path("runs") / f"meta-{task}-{algo}-seed{seed}")
+    if not run.has_checkpoint():
+        run.check_new()
+    with run.hold():
+        if run.has_checkpoint():
+            config = resume_overrides(MetaRunConfig.from_dict(run.read_config()), list(overrides))
+            saved = read_state(run.path)["counters"]["env_steps"]
+            hint = f"rerun metra meta-train --task {task} --algo {algo} --out {run}"
+            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
+        else:
+            keys = [o.split("=", 1)[0] for o in overrides]
+            if any(k in ("algo", "train.algo", "task", "train.task") for k in keys):
+                raise ValueError("choose the algorithm and task with --algo and --task")
+            config = apply_overrides(MetaRunConfig.default(task, algo), list(overrides))
+            train = dataclasses.replace(config.train, seed=seed)
+            config = dataclasses.replace(config, train=train)
+        if steps is not None:
+            train = dataclasses.replace(config.train, total_steps=steps)
+            config = dataclasses.replace(config, train=train)
+        return MetaTrainer(config, run.path).run(progress)
 
 
 def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return") -> list[Path]:
@@ -494,5 +505,5 @@ def evaluate_run(run_dir: Path, rollouts: int | None = None) -> dict[str, float]
     )
     random = random_scores(run_dir, family, cfg.eval_rollouts)
     scores = {"env_steps": counters.env_steps, **scores, **random}
-    (run_dir / "meta_test.json").write_text(json.dumps(scores, indent=2))
+    write_json(run_dir / "meta_test.json", scores)
     return scores

@@ -8,7 +8,6 @@ uninterrupted one would be.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
+from metra.errors import RunFolderError, RunInterrupted
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     coverage_coords,
@@ -30,6 +30,7 @@ from metra.eval.skills import (
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
 from metra.rollout import Trajectories, mean_displacement, rollout, visited_bins
+from metra.run.folder import RunDir
 from metra.train.checkpoint import (
     Counters,
     has_checkpoint,
@@ -38,9 +39,7 @@ from metra.train.checkpoint import (
     save_checkpoint,
 )
 from metra.train.logging import RunLogger
-from metra.train.loop import crossed, finite_metrics, stop_on_interrupt
-
-CONFIG_FILE = "config.json"
+from metra.train.loop import crossed, finite_metrics, stop_on_signal
 
 
 def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
@@ -51,10 +50,15 @@ def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
 
 
 def read_config(run_dir: Path) -> RunConfig:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a metra run folder")
-    return RunConfig.from_dict(json.loads(path.read_text()))
+    """The skill run's config from its config.json."""
+    data = RunDir(run_dir).read_config()
+    try:
+        return RunConfig.from_dict(data)
+    except (KeyError, TypeError) as err:
+        raise RunFolderError(
+            f"{Path(run_dir) / 'config.json'} is not a skill run's config (no field {err}): "
+            "is it a qrl, meta-train or downstream run?"
+        ) from None
 
 
 def skill_replay(spec: EnvSpec, capacity: int, latent_dim: int) -> ReplayBuffer:
@@ -137,8 +141,7 @@ class SkillTrainer:
                 epoch_seed(self.cfg.seed, 1 << 30),
             )
             self.agent = self.agent.replace(obs_mean=mean, obs_std=std)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+        RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
 
@@ -216,8 +219,8 @@ class SkillTrainer:
         last_saved = c.env_steps
         window: list[dict[str, float]] = []  # epoch metrics since the last log row
         try:
-            with stop_on_interrupt() as stop:
-                while c.env_steps < cfg.total_steps and not stop[0]:
+            with stop_on_signal() as stop:
+                while c.env_steps < cfg.total_steps and not stop:
                     before = c.env_steps
                     window.append(self.train_epoch())
                     elapsed = time.time() - start
@@ -246,7 +249,10 @@ class SkillTrainer:
                     bar.set_postfix(post, refresh=False)
             if c.env_steps != last_saved:
                 self._save(time.time() - start)
-            plot_coverage_curve(self.run_dir)
+            if stop:
+                hint = f"metra train --resume {self.run_dir}"
+                raise RunInterrupted(stop[0], self.run_dir, c.env_steps, hint)
+            plot_coverage_curve(self.run_dir, cfg.env, cfg.eval_skills)
         finally:
             bar.close()
             self.logger.close()
