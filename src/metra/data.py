@@ -188,17 +188,20 @@ def load_dataset(
             f"dataset file {path} does not exist; make one with "
             "metra.data.generate_pointmaze and save_dataset, or fix the path"
         )
+    unreadable = (
+        f"{path} is not a readable .npz dataset (%s); it is truncated or not written by metra "
+        "data: regenerate it with metra data"
+    )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
+            raise DamagedFileError(unreadable % "a single .npy array, not an .npz archive")
         with loaded as npz:
             data = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as e:
-        raise DamagedFileError(
-            f"{path} is not a readable .npz dataset ({type(e).__name__}); it is truncated or "
-            "not written by metra data: regenerate it with metra data"
-        ) from None
+        if isinstance(e, DamagedFileError):
+            raise
+        raise DamagedFileError(unreadable % type(e).__name__) from None
     _check(data, str(path), spec)
     if "sha256" in data and str(data["sha256"]) != _digest(data):
         raise DamagedFileError(
