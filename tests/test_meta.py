@@ -243,7 +243,7 @@ def test_meta_train_writes_curves_and_resumes(tmp_path) -> None:
     train_meta("point_goal", "cocoa", 2400, 0, out, progress=False)
     rows = (out / "meta_test.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["2000", "2400"]
-    with pytest.raises(ValueError, match="resuming takes only"):
+    with pytest.raises(ValueError, match="a resumed run cannot change grad_steps"):
         train_meta("point_goal", "cocoa", 2800, 0, out, ["grad_steps=5"], progress=False)
     assert main(["meta-test", str(out), "--rollouts", "4"]) == 0
     scores = json.loads((out / "meta_test.json").read_text())
