@@ -140,12 +140,17 @@ class RunDir:
                 "or pick another --out"
             )
         foreign = sorted(p.name for p in self.path.iterdir() if p.name not in RUN_ENTRIES)
-        if foreign or (self.config_path.exists() and not self._is_metra_config()):
-            shown = ", ".join(foreign[:3] or [CONFIG_FILE]) + (", ..." if len(foreign) > 3 else "")
-            raise RunFolderError(
-                f"{self.path} is not empty and not a metra run folder (it holds {shown}): "
-                "pick a new or empty folder"
-            )
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            why = f"it holds {shown}"
+        elif self.config_path.exists() and not self._is_metra_config():
+            why = f"its {CONFIG_FILE} is not a metra run's"
+        else:
+            return
+        raise RunFolderError(
+            f"{self.path} is not empty and not a metra run folder ({why}): pick a new or "
+            "empty folder"
+        )
 
     def _is_metra_config(self) -> bool:
         try:
