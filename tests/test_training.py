@@ -72,7 +72,13 @@ def test_checkpoint_round_trip_gives_identical_actions(tiny_config, tmp_path) ->
     np.testing.assert_array_equal(again.obs_std, agent.obs_std)
 
 
-def test_resume_continues_exactly(tiny_config, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("collect", "epochs"),
+    # Overlapped: the first call collects two epochs, so 3 update blocks reach 3200 steps.
+    [("serial", 4), ("overlapped", 3)],
+)
+def test_resume_continues_exactly(tiny_config, tmp_path, collect, epochs) -> None:
+    tiny_config = tiny_config.with_train(collect=collect)
     straight = _run(tiny_config, tmp_path / "straight")
     half = _run(_with_steps(tiny_config, 1600), tmp_path / "resumed")
     # Pretend a crash after a log row that the checkpoint did not reach.
@@ -80,7 +86,7 @@ def test_resume_continues_exactly(tiny_config, tmp_path) -> None:
         f.write("2400" + "," * (len(_rows(half)[0]) - 1) + "\n")
     resumed = _run(tiny_config, half, resume=True)
     _, counters = load_checkpoint(resumed, create_agent(tiny_config, env_spec("point")))
-    assert (counters.env_steps, counters.epoch, counters.updates) == (3200, 4, 16)
+    assert (counters.env_steps, counters.epoch, counters.updates) == (3200, epochs, 4 * epochs)
     np.testing.assert_array_equal(_actions(metra.load(resumed)), _actions(metra.load(straight)))
     timeless = ("time_s", "env_steps_per_s", "updates_per_s")
 
@@ -98,6 +104,11 @@ def test_same_seed_same_run_other_seed_other_run(tiny_config, tmp_path) -> None:
     other = small.with_train(seed=1)
     c = metra.load(_run(other, tmp_path / "c"))
     assert not np.allclose(_actions(a), _actions(c))
+    overlapped = small.with_train(collect="overlapped")
+    d = metra.load(_run(overlapped, tmp_path / "d"))
+    e = metra.load(_run(overlapped, tmp_path / "e"))
+    np.testing.assert_array_equal(_actions(d), _actions(e))  # repeatable with a collector thread
+    assert not np.allclose(_actions(a), _actions(d))  # and a schedule of its own
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -18,6 +18,7 @@ def require_counts(config: Any, *names: str) -> None:
 
 
 NORMALIZERS = ("random_rollouts", "warmup")
+COLLECT_MODES = ("serial", "overlapped")
 WARMUP_ACTIONS = ("policy", "uniform")
 
 
@@ -59,6 +60,10 @@ class TrainConfig:
     eval_fresh_skills: bool = True
     checkpoint_every: int = 50_000  # env steps between checkpoints (also at the end, on Ctrl-C)
     log_every: int = 8_000  # env steps between rows of progress.csv
+    # "serial" (official): collect epoch e, then update on it. "overlapped": a collector
+    # thread rolls out epoch e + 1 under the agent from before update block e while that
+    # block runs (a one-block policy lag; docs/throughput.md), on a second core.
+    collect: str = "serial"
 
     def __post_init__(self) -> None:
         require_counts(
@@ -67,6 +72,8 @@ class TrainConfig:
             *("eval_every", "eval_skills", "checkpoint_every", "log_every"),
             *("normalizer_episodes", "normalizer_episode_len"),
         )
+        if self.collect not in COLLECT_MODES:
+            raise ValueError(f"collect must be one of {COLLECT_MODES}, got {self.collect!r}")
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
         if self.warmup_actions not in WARMUP_ACTIONS:

@@ -9,6 +9,7 @@ uninterrupted one would be.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,25 +145,34 @@ class SkillTrainer:
         RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
+        # The env is the collector thread's alone; the replay and agent are written here only.
+        self._collector = ThreadPoolExecutor(1) if self.cfg.collect == "overlapped" else None
 
     # ---- one epoch ------------------------------------------------------------------
 
-    def _collect(self, key: jax.Array) -> dict[str, float]:
-        """One batch of skill trajectories into the replay; returns their mean displacement
-        in the coverage coordinates (and adds their states' bins to `visited`)."""
-        k_latent, k_act = jax.random.split(key)
-        n = self.cfg.num_envs
-        latents = np.asarray(self.agent.sample_latents(k_latent, n))
-        seed = epoch_seed(self.cfg.seed, self.counters.epoch)
-        warmup = self.counters.env_steps < self.cfg.min_replay
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.cfg.num_envs * self.spec.episode_len
+
+    def _rollout(self, epoch: int, agent: Any) -> Trajectories:
+        """The skill trajectories of `epoch` under `agent`: everything they depend on is
+        given, so the collector thread can roll them out while the learner updates."""
+        k_latent, k_act = jax.random.split(jax.random.fold_in(self._base_key, epoch))
+        latents = np.asarray(agent.sample_latents(k_latent, self.cfg.num_envs))
+        seed = epoch_seed(self.cfg.seed, epoch)
+        warmup = epoch * self.steps_per_epoch < self.cfg.min_replay
         if warmup and self.cfg.warmup_actions == "uniform":
             policy = random_policy(self.spec.act_dim, latents, seed)
         else:
-            policy = skill_policy(self.agent, latents, deterministic=False, key=k_act)
-        trajectories = rollout(self.env, policy, seed)
+            policy = skill_policy(agent, latents, deterministic=False, key=k_act)
+        return rollout(self.env, policy, seed)
+
+    def _absorb(self, trajectories: Trajectories) -> dict[str, float]:
+        """Store one epoch's trajectories; returns their mean displacement in the coverage
+        coordinates (and adds their states' bins to `visited`)."""
         store(self.replay, trajectories, self.cfg.bootstrap_time_limit)
         before = self.counters.env_steps
-        self.counters.env_steps += trajectories.actions.shape[0] * n
+        self.counters.env_steps += self.steps_per_epoch
         warm = before < self.cfg.min_replay <= self.counters.env_steps
         if warm and self.cfg.normalizer == "warmup" and not self.agent.pixels:
             self._fix_normalizer()
@@ -185,12 +195,24 @@ class SkillTrainer:
         return finite_metrics(metrics, f"env step {self.counters.env_steps}")
 
     def train_epoch(self) -> dict[str, float]:
-        """Collect one batch of skill trajectories, then one jitted block of updates (once the
-        replay is warm); returns the collection statistics and the update metrics."""
-        key = jax.random.fold_in(self._base_key, self.counters.epoch)
-        metrics = self._collect(key)
+        """Collect one batch of skill trajectories and run one jitted block of updates (once
+        the replay is warm); returns the collection statistics and the update metrics.
+
+        Serial (official): epoch e's trajectories, then update block e on them. Overlapped:
+        the collector thread rolls out epoch e + 1 under the agent from before block e while
+        block e runs, so the policy lags one block; the first call collects epoch 0 first."""
+        epoch = self.counters.epoch
+        if self._collector is None or self.counters.env_steps <= epoch * self.steps_per_epoch:
+            metrics = self._absorb(self._rollout(epoch, self.agent))
+        else:
+            metrics = {}
+        ahead = None
+        if self._collector is not None:
+            ahead = self._collector.submit(self._rollout, epoch + 1, self.agent)
         if len(self.replay) >= self.cfg.min_replay:
             metrics.update(self._update())
+        if ahead is not None:
+            metrics.update(self._absorb(ahead.result()))
         self.counters.epoch += 1
         return metrics
 
@@ -256,6 +278,8 @@ class SkillTrainer:
         finally:
             bar.close()
             self.logger.close()
+            if self._collector is not None:
+                self._collector.shutdown()
         return self.run_dir
 
     def _save(self, elapsed: float) -> None:
