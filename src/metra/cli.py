@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="run folder (default runs/PRESET-seedS)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     tr.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
+    tr.add_argument(
+        "--wandb",
+        action="store_true",
+        help='also log to Weights & Biases (logger=wandb; pip install "metra[wandb]")',
+    )
     tr.add_argument("overrides", nargs="*", metavar="key=value")
 
     ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
@@ -176,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.resume and (args.overrides or args.seed is not None or args.out or args.algo):
                 raise ValueError("--resume takes only --steps; the rest comes from the run")
+            if args.resume and args.wandb:
+                raise ValueError("--resume keeps the run's logger; --wandb applies to new runs")
             run_dir = train(
                 args.preset,
                 args.steps,
                 args.seed,
                 args.out,
-                args.overrides,
+                [*args.overrides, *(["logger=wandb"] if args.wandb else [])],
                 args.resume,
                 algo=args.algo,
             )

@@ -18,6 +18,7 @@ def require_counts(config: Any, *names: str) -> None:
 
 NORMALIZERS = ("random_rollouts", "warmup")
 WARMUP_ACTIONS = ("policy", "uniform")
+LOGGERS = ("csv", "wandb")  # "csv": progress.csv + TensorBoard; "wandb" adds Weights & Biases
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TrainConfig:
     eval_fresh_skills: bool = True
     checkpoint_every: int = 50_000  # env steps between checkpoints (also at the end, on Ctrl-C)
     log_every: int = 8_000  # env steps between rows of progress.csv
+    # "csv": progress.csv and TensorBoard; "wandb" also logs the same scalars and the
+    # evaluation plots to Weights & Biases (pip install "metra[wandb]"; `--wandb`).
+    logger: str = "csv"
 
     def __post_init__(self) -> None:
         require_counts(
@@ -68,6 +72,8 @@ class TrainConfig:
         )
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
+        if self.logger not in LOGGERS:
+            raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")
         if self.warmup_actions not in WARMUP_ACTIONS:
             raise ValueError(
                 f"warmup_actions must be one of {WARMUP_ACTIONS}, got {self.warmup_actions!r}"

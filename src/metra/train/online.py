@@ -37,7 +37,7 @@ from metra.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger
+from metra.train.logging import RunLogger, import_wandb
 from metra.train.loop import crossed, finite_metrics, stop_on_interrupt
 
 CONFIG_FILE = "config.json"
@@ -119,6 +119,8 @@ class SkillTrainer:
         self.config, self.cfg = config, config.train
         self.run_dir = Path(run_dir)
         self.progress = progress
+        if self.cfg.logger == "wandb":
+            import_wandb()  # a missing wandb fails here, before any work
         self.spec = env_spec(self.cfg.env)
         self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
         self.replay = skill_replay(self.spec, self.cfg.replay_size, config.agent.latent_dim)
@@ -139,7 +141,11 @@ class SkillTrainer:
             self.agent = self.agent.replace(obs_mean=mean, obs_std=std)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        self.logger = RunLogger(
+            self.run_dir,
+            self.counters.env_steps if resume else None,
+            wandb=self.cfg.logger == "wandb",
+        )
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
 
     # ---- one epoch ------------------------------------------------------------------
@@ -196,7 +202,8 @@ class SkillTrainer:
         """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
         draw = evaluation_draw(self.cfg.eval_fresh_skills, self.counters.env_steps)
         trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills, draw=draw)
-        plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
+        plots = plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
+        self.logger.log_images(self.counters.env_steps, plots)
         return skill_metrics(trajectories, self.spec)
 
     # ---- the loop -------------------------------------------------------------------
@@ -246,7 +253,8 @@ class SkillTrainer:
                     bar.set_postfix(post, refresh=False)
             if c.env_steps != last_saved:
                 self._save(time.time() - start)
-            plot_coverage_curve(self.run_dir)
+            curve = plot_coverage_curve(self.run_dir)
+            self.logger.log_images(c.env_steps, [curve] if curve else [])
         finally:
             bar.close()
             self.logger.close()
