@@ -172,8 +172,8 @@ def _run_on_ray(
         names = ", ".join(Path(r.path).name for r in failed)
         first = str(failed[0].error).strip().splitlines()[-1]
         raise RuntimeError(
-            f"trials failed: {names} (first error: {first}); their error.txt is under "
-            f"{out / 'tune'}; fix, and rerun the same command to resume"
+            f"trials failed: {names} (first error: {first}; the traceback is in "
+            f"{Path(failed[0].path) / 'error.txt'}); fix, and rerun the same command to resume"
         )
 
 
