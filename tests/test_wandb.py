@@ -14,7 +14,9 @@ import pytest
 
 import metra
 from metra.cli import main
+from metra.train.goals import train_qrl
 from metra.train.logging import WANDB_ID_FILE
+from metra.train.meta import train_meta
 from tests.conftest import TINY
 
 BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of framed records
@@ -132,3 +134,9 @@ def test_missing_wandb_is_one_clear_error(tmp_path, monkeypatch, capsys) -> None
     assert len(err.splitlines()) == 1 and 'pip install "metra[wandb]"' in err
     with pytest.raises(ValueError, match="logger must be one of"):
         metra.train("point", 800, out=tmp_path / "c", overrides=["logger=mlflow"])
+    # QRL and meta-RL runs take the same override and the same RunLogger sink.
+    with pytest.raises(RuntimeError, match=r'pip install "metra\[wandb\]"'):
+        train_qrl("fetch_reach", None, 100, 0, tmp_path / "q", ["logger=wandb"], progress=False)
+    with pytest.raises(RuntimeError, match=r'pip install "metra\[wandb\]"'):
+        train_meta("cheetah_vel", "pearl", 100, 0, tmp_path / "m", ["logger=wandb"], False)
+    assert not (tmp_path / "q").exists() and not (tmp_path / "m").exists()

@@ -21,6 +21,12 @@ WARMUP_ACTIONS = ("policy", "uniform")
 LOGGERS = ("csv", "wandb")  # "csv": progress.csv + TensorBoard; "wandb" adds Weights & Biases
 
 
+def check_logger(logger: str) -> None:
+    """The `logger` field of every workflow's train config names one of LOGGERS."""
+    if logger not in LOGGERS:
+        raise ValueError(f"logger must be one of {LOGGERS}, got {logger!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The online skill-discovery schedule; defaults are the official METRA state-based ones."""
@@ -72,8 +78,7 @@ class TrainConfig:
         )
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
-        if self.logger not in LOGGERS:
-            raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")
+        check_logger(self.logger)
         if self.warmup_actions not in WARMUP_ACTIONS:
             raise ValueError(
                 f"warmup_actions must be one of {WARMUP_ACTIONS}, got {self.warmup_actions!r}"
