@@ -132,7 +132,9 @@ def _run_on_ray(
     cpus_per_trial: float,
     progress: bool,
 ) -> None:
-    """Run `specs` as one Tune experiment (stored in OUT/tune) and raise if any failed."""
+    """Run `specs` as one Tune experiment (stored in OUT/tune) and raise if any failed. A Ray
+    this process already started (a notebook's `ray.init`) is used as it is, runtime env
+    included; otherwise Ray starts here (locally, or joining `address`) and stops after."""
     ray, tune = import_tune()
     started = not ray.is_initialized()
     if started:
