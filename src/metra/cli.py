@@ -1,5 +1,5 @@
-"""`metra train | eval | plot | curves | export | compare | downstream | data | qrl | meta-train |
-meta-test | meta-compare`."""
+"""`metra train | eval | plot | curves | export | compare | sweep | downstream | data | qrl |
+meta-train | meta-test | meta-compare`."""
 
 from __future__ import annotations
 
@@ -56,9 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR (with --steps, and overrides of step sizes and "
-        "cadences only: lr, log_every, eval_every, checkpoint_every, eval_skills)",
+        "cadences only: lr, log_every, eval_every, checkpoint_every, eval_skills, logger)",
     )
     tr.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
+    tr.add_argument(
+        "--wandb",
+        action="store_true",
+        help='also log to Weights & Biases (logger=wandb; pip install "metra[wandb]")',
+    )
     tr.add_argument("overrides", nargs="*", metavar="key=value")
 
     ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
@@ -86,6 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--workers", type=int, help="runs at once (default: one per CPU core)")
     cp.add_argument("--out", help="folder of the runs and plots (default runs/compare-PRESET)")
     cp.add_argument("overrides", nargs="*", metavar="key=value")
+
+    sw = sub.add_parser(
+        "sweep",
+        help='presets x algorithms x seeds x override grids on Ray Tune (pip install "metra[ray]")',
+        epilog=_preset_table()
+        + "\n\nexample: metra sweep --presets point --algos metra,lsd --seeds 2 "
+        "--grid agent.lr=1e-4,3e-4 --out runs/sweep-lr\n"
+        "a rerun of the same command skips finished trials and resumes the others",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sw.add_argument("--presets", default=DEFAULT_PRESET, help="comma-separated preset names")
+    sw.add_argument("--algos", default="metra", help="comma-separated (default metra)")
+    sw.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per trial (3)")
+    sw.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="an override's values, one trial each (repeatable; ';' splits values that hold "
+        "commas: agent.hidden=64,64;256,256)",
+    )
+    sw.add_argument("--steps", type=int, help="env steps per trial (default: the preset's)")
+    sw.add_argument("--out", help="folder of the trials and plots (default runs/sweep)")
+    sw.add_argument("--address", help="a running Ray cluster (ray.init address, e.g. auto)")
+    sw.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    sw.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default 1)")
+    sw.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial")
 
     ds = sub.add_parser(
         "downstream",
@@ -188,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.steps,
                 args.seed,
                 args.out,
-                args.overrides,
+                [*args.overrides, *(["logger=wandb"] if args.wandb else [])],
                 args.resume,
                 algo=args.algo,
             )
@@ -209,6 +241,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(final_table(paths[0]))
             print("\n".join(str(p) for p in paths))
+        elif args.command == "sweep":
+            from metra.compare import final_table
+            from metra.sweep import parse_grid, sweep
+
+            summaries = sweep(
+                [p.strip() for p in args.presets.split(",") if p.strip()],
+                [a.strip() for a in args.algos.split(",") if a.strip()],
+                args.seeds,
+                parse_grid(args.grid),
+                args.steps,
+                args.out,
+                args.overrides,
+                args.address,
+                args.num_cpus,
+                args.cpus_per_trial,
+            )
+            for csv_path, png in summaries:
+                print(f"{final_table(csv_path)}\n{csv_path}\n{png}")
         elif args.command == "downstream":
             from metra.train.downstream import run_downstream
 

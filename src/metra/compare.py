@@ -22,6 +22,7 @@ from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
 from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_coverage
+from metra.presets import RunConfig
 from metra.train.checkpoint import saved_env_steps
 from metra.train.logging import read_progress
 
@@ -100,26 +101,53 @@ def run_all(
         )
 
 
-def coverage_curves(out: Path, algos: list[str], seeds: int) -> dict[str, dict[int, list[int]]]:
-    """algo -> env steps -> coverage of each seed, at the steps every seed has reached."""
+def coverage_curves(groups: dict[str, list[Path]]) -> dict[str, dict[int, list[int]]]:
+    """label -> env steps -> coverage of each run of the label's group (its seeds), at the
+    steps every run of the group has reached."""
     curves: dict[str, dict[int, list[int]]] = {}
-    for algo in algos:
+    for label, run_dirs in groups.items():
         per_seed = []
-        for seed in range(seeds):
-            rows = read_progress(out / f"{algo}-seed{seed}")
+        for run_dir in run_dirs:
+            rows = read_progress(run_dir)
             per_seed.append(
                 {int(r["env_steps"]): int(float(r["coverage"])) for r in rows if r.get("coverage")}
             )
         common = sorted(set.intersection(*(set(p) for p in per_seed)))
-        curves[algo] = {step: [p[step] for p in per_seed] for step in common}
+        curves[label] = {step: [p[step] for p in per_seed] for step in common}
     return curves
 
 
-def write_summary(
-    out: Path, curves: dict[str, dict[int, list[int]]], random_cov: list[int], title: str
+def random_reference(config: RunConfig, seeds: int) -> list[int]:
+    """The coverage of a uniformly random policy in the run's env, once per seed, with as
+    many episodes as the evaluation has skills."""
+    episodes = config.agent.latent_dim if config.agent.discrete else config.train.eval_skills
+    return [random_coverage(config.train.env, episodes, EVAL_SEED + i) for i in range(seeds)]
+
+
+def summarize(
+    out: Path,
+    groups: dict[str, list[Path]],
+    config: RunConfig,
+    seeds: int,
+    title: str,
+    stem: str = "compare",
 ) -> tuple[Path, Path]:
-    """compare.csv (mean, std, min, max over seeds per algo and step) and compare.png."""
-    csv_path = out / "compare.csv"
+    """OUT/STEM.csv and OUT/STEM.png of finished runs, one curve per group (label -> its
+    run folders), beside the random policy in `config`'s env: what `metra compare` and
+    `metra sweep` both write."""
+    curves = coverage_curves(groups)
+    return write_summary(out, curves, random_reference(config, seeds), title, stem)
+
+
+def write_summary(
+    out: Path,
+    curves: dict[str, dict[int, list[int]]],
+    random_cov: list[int],
+    title: str,
+    stem: str = "compare",
+) -> tuple[Path, Path]:
+    """STEM.csv (mean, std, min, max over seeds per algo and step) and STEM.png."""
+    csv_path = out / f"{stem}.csv"
     last_step = max((max(c) for c in curves.values() if c), default=0)
     rows = [(algo, step, vals) for algo, c in curves.items() for step, vals in c.items()]
     rows += [(RANDOM, step, random_cov) for step in (0, last_step)]
@@ -159,7 +187,7 @@ def write_summary(
     reference = Curve("random policy", np.zeros(1), r.mean(), (r.min(), r.max()))
     title = f"{title}: mean over seeds, band = min..max"
     png = line_plot(
-        out / "compare.png", lines, "env steps", "coverage (1x1 bins)", title, reference
+        out / f"{stem}.png", lines, "env steps", "coverage (1x1 bins)", title, reference
     )
     return csv_path, png
 
@@ -199,7 +227,5 @@ def compare(
     out = Path(out) if out is not None else Path("runs") / f"compare-{preset}"
     workers = workers or min(len(algos) * seeds, os.cpu_count() or 1)
     run_all(preset, algos, seeds, steps, out, workers, list(overrides), progress)
-    curves = coverage_curves(out, algos, seeds)
-    episodes = config.agent.latent_dim if config.agent.discrete else config.train.eval_skills
-    random_cov = [random_coverage(config.train.env, episodes, EVAL_SEED + i) for i in range(seeds)]
-    return write_summary(out, curves, random_cov, f"{preset}, {steps} env steps")
+    groups = {algo: [out / f"{algo}-seed{seed}" for seed in range(seeds)] for algo in algos}
+    return summarize(out, groups, config, seeds, f"{preset}, {steps} env steps")

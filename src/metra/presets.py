@@ -20,6 +20,13 @@ def require_counts(config: Any, *names: str) -> None:
 NORMALIZERS = ("random_rollouts", "warmup")
 COLLECT_MODES = ("serial", "overlapped")
 WARMUP_ACTIONS = ("policy", "uniform")
+LOGGERS = ("csv", "wandb")  # "csv": progress.csv + TensorBoard; "wandb" adds Weights & Biases
+
+
+def check_logger(logger: str) -> None:
+    """The `logger` field of every workflow's train config names one of LOGGERS."""
+    if logger not in LOGGERS:
+        raise ValueError(f"logger must be one of {LOGGERS}, got {logger!r}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class TrainConfig:
     # thread rolls out epoch e + 1 under the agent from before update block e while that
     # block runs (a one-block policy lag; docs/throughput.md), on a second core.
     collect: str = "serial"
+    # "csv": progress.csv and TensorBoard; "wandb" also logs the same scalars and the
+    # evaluation plots to Weights & Biases (pip install "metra[wandb]"; `--wandb`).
+    logger: str = "csv"
 
     def __post_init__(self) -> None:
         require_counts(
@@ -76,6 +86,7 @@ class TrainConfig:
             raise ValueError(f"collect must be one of {COLLECT_MODES}, got {self.collect!r}")
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
+        check_logger(self.logger)
         if self.warmup_actions not in WARMUP_ACTIONS:
             raise ValueError(
                 f"warmup_actions must be one of {WARMUP_ACTIONS}, got {self.warmup_actions!r}"
@@ -274,9 +285,9 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
     return dataclasses.replace(config, train=sections["train"], agent=sections["agent"])
 
 
-# What a resumed run may change: step sizes and the cadence of logs, evaluations and
-# checkpoints. Everything else (widths, the env, batch and replay sizes, seeds, schedules)
-# would make the checkpoint's state or the run's data order another run's.
+# What a resumed run may change: step sizes, the cadence of logs, evaluations and
+# checkpoints, and where logs go. Everything else (widths, the env, batch and replay sizes,
+# seeds, schedules) would make the checkpoint's state or the run's data order another run's.
 SAFE_ON_RESUME = (
     "lr",
     "log_every",
@@ -284,6 +295,7 @@ SAFE_ON_RESUME = (
     "checkpoint_every",
     "eval_skills",
     "eval_episodes",
+    "logger",
 )
 
 

@@ -35,7 +35,7 @@ CHECKPOINTS = "checkpoints"
 RUN_ENTRIES = frozenset(
     {CONFIG_FILE, LOCK_FILE, CHECKPOINTS, "progress.csv", "progress.tmp", "tb", "plots"}
     | {"eval.json", "meta_test.json", "meta_test.csv", "random.json", "success.png"}
-    | {"downstream", "wandb", "wandb_id"}
+    | {"downstream", "wandb", "wandb_id.txt"}
 )
 
 
@@ -202,6 +202,7 @@ class RunDir:
         """Be the folder's one writer until the block ends; a second writer gets one line
         naming the holder."""
         self._refuse_file()
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -218,8 +219,15 @@ class RunDir:
             os.pwrite(fd, f"{me} ({' '.join(sys.argv)})\n".encode(), 0)
             try:
                 yield
+            except BaseException:
+                if created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                    # refused before writing anything: leave no folder behind
+                    (self.path / LOCK_FILE).unlink()
+                    self.path.rmdir()
+                raise
             finally:
-                os.ftruncate(fd, 0)
+                if self.path.is_dir():
+                    os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

@@ -21,7 +21,13 @@ import numpy as np
 from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.envs.goals import GoalEnv, GoalEnvSpec, goal_env_spec, make_goal_env
 from metra.eval.plots import Curve, line_plot
-from metra.presets import apply_overrides, build_config, require_counts, resume_overrides
+from metra.presets import (
+    apply_overrides,
+    build_config,
+    check_logger,
+    require_counts,
+    resume_overrides,
+)
 from metra.replay import ReplayBuffer, episode_buffer, sample_goal_batch
 from metra.run.folder import RunDir, resumed_total
 from metra.train.checkpoint import (
@@ -31,7 +37,7 @@ from metra.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger, read_progress
+from metra.train.logging import RunLogger, import_wandb, read_progress
 from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
@@ -53,6 +59,7 @@ class GoalTrainConfig:
     replay_size: int = 20_000  # online: episodes kept
     eval_every: int = 100_000  # steps (as counted above) between evaluations
     eval_episodes: int = 10  # per evaluation task, or in all when the env has no tasks
+    logger: str = "csv"  # "wandb" also logs to Weights & Biases (pip install "metra[wandb]")
 
     def __post_init__(self) -> None:
         require_counts(
@@ -60,6 +67,7 @@ class GoalTrainConfig:
             *("steps", "batch_size", "grad_steps", "num_envs", "min_replay"),
             *("replay_size", "eval_every", "eval_episodes"),
         )
+        check_logger(self.logger)
 
     @property
     def offline(self) -> bool:
@@ -187,6 +195,8 @@ class GoalTrainer:
     def __init__(self, config: GoalRunConfig, run_dir: Path, data: dict[str, np.ndarray] | None):
         self.config, self.cfg = config, config.train
         self.run_dir = Path(run_dir)
+        if self.cfg.logger == "wandb":
+            import_wandb()  # a missing wandb fails here, before any work
         self.spec: GoalEnvSpec = goal_env_spec(self.cfg.env)
         spec = self.spec
         if self.cfg.offline:  # no training envs: evaluation builds its own
@@ -216,7 +226,10 @@ class GoalTrainer:
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, replay)
         RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
         self.logger = RunLogger(
-            self.run_dir, self.steps(self.counters) if resume else None, self.step_name
+            self.run_dir,
+            self.steps(self.counters) if resume else None,
+            self.step_name,
+            wandb=self.cfg.logger == "wandb",
         )
 
     @property

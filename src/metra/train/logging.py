@@ -1,9 +1,13 @@
-"""Run logs: progress.csv (always) and TensorBoard events."""
+"""Run logs: progress.csv (always), TensorBoard events, and Weights & Biases when asked."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +15,78 @@ from tensorboardX import SummaryWriter
 
 from metra.errors import DamagedFileError
 
+WANDB_ID_FILE = "wandb_id.txt"  # the run folder's W&B run id, so a resume continues that run
+WANDB_INSTALL = 'pip install "metra[wandb]"'
+
+
+def import_wandb() -> Any:
+    """The wandb module, imported only when a run asks for it (never at `import metra`)."""
+    try:
+        import wandb
+    except ImportError:
+        raise RuntimeError(
+            f"logger=wandb needs the wandb package, which is not installed: {WANDB_INSTALL}"
+        ) from None
+    return wandb
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The run folder's W&B id: read from WANDB_ID_FILE, or made and stored there (W&B ids
+    must be unique within a project, so it is random rather than the folder's name)."""
+    path = Path(run_dir) / WANDB_ID_FILE
+    if path.exists():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:16]
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+class WandbSink:
+    """One W&B run per run folder: the folder's config.json as its config, the folder's name
+    as its name, and a stable id (WANDB_ID_FILE) so `--resume` continues the same run. Its
+    files go to $WANDB_DIR, or to RUN_DIR/wandb when that is unset; the project is
+    $WANDB_PROJECT, or "metra"."""
+
+    def __init__(self, run_dir: Path) -> None:
+        wandb = import_wandb()
+        self.wandb = wandb
+        config_path = run_dir / "config.json"
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "metra"),
+            name=run_dir.name,
+            id=wandb_run_id(run_dir),
+            resume="allow",
+            config=config,
+            dir=os.environ.get("WANDB_DIR") or str(run_dir),
+        )
+
+    def log(self, step: int, row: dict[str, float]) -> None:
+        # A resumed run repeats the steps between its checkpoint and the crash; W&B drops
+        # (with a warning) what it already holds at those steps, the same run's values.
+        self.run.log(row, step=step)
+
+    def log_images(self, step: int, paths: Iterable[Path]) -> None:
+        images = {f"plots/{Path(p).stem}": self.wandb.Image(str(p)) for p in paths}
+        if images:
+            self.run.log(images, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
 
 class RunLogger:
     """Appends one row per log step to progress.csv (the step column, `env_steps` unless
-    named otherwise, first) and mirrors every number to TensorBoard. A new key widens the
-    CSV; rows keep empty cells."""
+    named otherwise, first) and mirrors every number to TensorBoard, and to W&B with
+    `wandb=True` (a train config's `logger="wandb"`). A new key widens the CSV; rows keep
+    empty cells."""
 
     def __init__(
-        self, run_dir: Path, resume_step: int | None = None, step_name: str = "env_steps"
+        self,
+        run_dir: Path,
+        resume_step: int | None = None,
+        step_name: str = "env_steps",
+        wandb: bool = False,
     ) -> None:
         self.step_name = step_name
         self.path = run_dir / "progress.csv"
@@ -34,6 +102,7 @@ class RunLogger:
         # TensorBoard hides the events from `purge_step` on that an earlier process wrote.
         purge = None if resume_step is None else resume_step + 1
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+        self.wandb = WandbSink(run_dir) if wandb else None
 
     def _rewrite(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -57,9 +126,19 @@ class RunLogger:
             if key != self.step_name and math.isfinite(float(value)):
                 self.tb.add_scalar(key, float(value), step)
         self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(step, row)
+
+    def log_images(self, step: int, paths: Iterable[Path]) -> None:
+        """Plots (PNG files) of this step; only W&B keeps them (the files stay on disk)."""
+        if self.wandb is not None:
+            self.wandb.log_images(step, paths)
 
     def close(self) -> None:
         self.tb.close()
+        if self.wandb is not None:
+            self.wandb.close()
+            self.wandb = None
 
 
 def read_progress(run_dir: Path) -> list[dict[str, str]]:

@@ -31,7 +31,13 @@ from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
 from metra.envs.meta import MetaEnvBatch, MetaTasks, Task, make_meta_tasks
 from metra.eval.plots import Curve, line_plot
-from metra.presets import apply_overrides, build_config, require_counts, resume_overrides
+from metra.presets import (
+    apply_overrides,
+    build_config,
+    check_logger,
+    require_counts,
+    resume_overrides,
+)
 from metra.replay import TaskReplay, context_features
 from metra.run.folder import RunDir, resumed_total, write_json
 from metra.train.checkpoint import (
@@ -41,7 +47,7 @@ from metra.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger, read_progress
+from metra.train.logging import RunLogger, import_wandb, read_progress
 from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
@@ -71,6 +77,7 @@ class MetaTrainConfig:
     eval_every: int = 20_000  # env steps between meta-tests
     explore_trajectories: int = 2  # meta-test: trajectories with z from the prior
     eval_rollouts: int = 10  # meta-test: test tasks are repeated to at least this many envs
+    logger: str = "csv"  # "wandb" also logs to Weights & Biases (pip install "metra[wandb]")
 
     def __post_init__(self) -> None:
         require_counts(
@@ -83,6 +90,7 @@ class MetaTrainConfig:
             raise ValueError(f"unknown meta-RL algo {self.algo!r}; known: {', '.join(META_AGENTS)}")
         if self.num_steps_prior < 1:
             raise ValueError("num_steps_prior must be >= 1: the posterior needs context")
+        check_logger(self.logger)
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,8 @@ class MetaTrainer:
         self.config, self.cfg = config, config.train
         cfg = self.cfg
         self.run_dir = Path(run_dir)
+        if cfg.logger == "wandb":
+            import_wandb()  # a missing wandb fails here, before any work
         self.family = make_meta_tasks(cfg.task, cfg.seed)
         fam = self.family
         agent_cls = META_AGENTS[cfg.algo][1]
@@ -269,7 +279,11 @@ class MetaTrainer:
         if resume:
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
         RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
-        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        self.logger = RunLogger(
+            self.run_dir,
+            self.counters.env_steps if resume else None,
+            wandb=cfg.logger == "wandb",
+        )
         random_scores(self.run_dir, fam, cfg.eval_rollouts)
 
     def _collect(

@@ -39,7 +39,7 @@ from metra.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger
+from metra.train.logging import RunLogger, import_wandb
 from metra.train.loop import crossed, finite_metrics, stop_on_signal
 
 
@@ -124,6 +124,8 @@ class SkillTrainer:
         self.config, self.cfg = config, config.train
         self.run_dir = Path(run_dir)
         self.progress = progress
+        if self.cfg.logger == "wandb":
+            import_wandb()  # a missing wandb fails here, before any work
         self.spec = env_spec(self.cfg.env)
         self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
         self.replay = skill_replay(self.spec, self.cfg.replay_size, config.agent.latent_dim)
@@ -143,7 +145,11 @@ class SkillTrainer:
             )
             self.agent = self.agent.replace(obs_mean=mean, obs_std=std)
         RunDir(self.run_dir).write_config(config.to_dict(), resumed=resume)
-        self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
+        self.logger = RunLogger(
+            self.run_dir,
+            self.counters.env_steps if resume else None,
+            wandb=self.cfg.logger == "wandb",
+        )
         self._base_key = jax.random.PRNGKey(self.cfg.seed)
         # The env is the collector thread's alone; the replay and agent are written here only.
         self._collector = ThreadPoolExecutor(1) if self.cfg.collect == "overlapped" else None
@@ -221,7 +227,8 @@ class SkillTrainer:
         """Coverage (and kitchen subtasks) of deterministic skills; writes the skill plots."""
         draw = evaluation_draw(self.cfg.eval_fresh_skills, self.counters.env_steps)
         trajectories = skill_trajectories(self.agent, self.cfg.env, self.cfg.eval_skills, draw=draw)
-        plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
+        plots = plot_skills(trajectories, self.agent, self.spec, self.run_dir / "plots")
+        self.logger.log_images(self.counters.env_steps, plots)
         return skill_metrics(trajectories, self.spec)
 
     # ---- the loop -------------------------------------------------------------------
@@ -274,7 +281,8 @@ class SkillTrainer:
             if stop:
                 hint = f"metra train --resume {self.run_dir}"
                 raise RunInterrupted(stop[0], self.run_dir, c.env_steps, hint)
-            plot_coverage_curve(self.run_dir, cfg.env, cfg.eval_skills)
+            curve = plot_coverage_curve(self.run_dir, cfg.env, cfg.eval_skills)
+            self.logger.log_images(c.env_steps, [curve] if curve else [])
         finally:
             bar.close()
             self.logger.close()
