@@ -8,7 +8,8 @@ One epoch of the `ant` preset: 8 envs x 200 steps under the skill policy (one ba
 call per step), the replay insert, 50 gradient steps in one jitted call, and a log row. Each
 part is timed on its own after a warm-up epoch (compiles excluded): the env alone under
 uniform random actions, the same rollout under the policy (its excess is the policy calls),
-the insert, the replay sampling of 50 x 256 transitions, the update block and the logger's row.
+the insert, the replay sampling of 50 x 256 transitions, the update block and the logger's row;
+then whole epochs, serial and overlapped (collect=overlapped), beside the two limits.
 """
 
 from __future__ import annotations
@@ -39,12 +40,24 @@ def seconds(fn: Any, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def trainer_for(width: int, collect: str, folder: Path) -> SkillTrainer:
+    overrides = [f"hidden={width},{width}", "normalizer_episodes=16", "min_replay=1600"]
+    config = resolve_config("ant", overrides=[*overrides, f"collect={collect}"])
+    return SkillTrainer(config, folder / f"w{width}-{collect}", resume=False, progress=False)
+
+
+def overlapped_epoch_s(width: int, epochs: int, folder: Path) -> float:
+    """Seconds per epoch with the collector thread (collect=overlapped)."""
+    trainer = trainer_for(width, "overlapped", folder)
+    trainer.train_epoch()
+    epoch = seconds(trainer.train_epoch, epochs)
+    trainer.logger.close()
+    return epoch
+
+
 def profile(width: int, epochs: int, folder: Path) -> dict[str, float]:
-    config = resolve_config(
-        "ant",
-        overrides=[f"hidden={width},{width}", "normalizer_episodes=16", "min_replay=1600"],
-    )
-    trainer = SkillTrainer(config, folder / f"w{width}", resume=False, progress=False)
+    trainer = trainer_for(width, "serial", folder)
+    config = trainer.config
     trainer.train_epoch()  # fills the replay past min_replay and compiles the update
     cfg, env, n = config.train, trainer.env, config.train.num_envs
     latents = np.asarray(trainer.agent.sample_latents(jax.random.PRNGKey(0), n))
@@ -62,6 +75,7 @@ def profile(width: int, epochs: int, folder: Path) -> dict[str, float]:
     log = seconds(lambda: trainer.logger.log(trainer.counters.env_steps, row), epochs)
     epoch = seconds(trainer.train_epoch, epochs)
     trainer.logger.close()
+    overlapped = overlapped_epoch_s(width, epochs, folder)
     parts = {
         "env_s": uniform,
         "policy_calls_s": with_policy - uniform,
@@ -78,6 +92,8 @@ def profile(width: int, epochs: int, folder: Path) -> dict[str, float]:
         "epoch_s": round(epoch, 4),
         "env_steps_per_epoch": steps,
         "end_to_end_env_steps_per_s": round(steps / epoch, 1),
+        "overlapped_epoch_s": round(overlapped, 4),
+        "overlapped_env_steps_per_s": round(steps / overlapped, 1),
         "env_only_env_steps_per_s": round(steps / with_policy, 1),
         "update_only_env_steps_per_s": round(steps / update, 1),
     }
