@@ -194,8 +194,12 @@ def test_sigterm_checkpoints_exits_143_and_skips_the_evaluation(tmp_path) -> Non
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and f"metra train --resume {run}" in err
     assert not (run / "eval.json").exists()
-    steps = json.loads((run / "checkpoints" / "state.json").read_text())["counters"]
-    assert steps["env_steps"] > 0 and steps["env_steps"] % 800 == 0
+    steps = json.loads((run / "checkpoints" / "state.json").read_text())["counters"]["env_steps"]
+    assert steps > 0 and steps % 800 == 0
+    # The resume continues from that checkpoint (and may cut the total short of 400k).
+    assert main(["train", "--resume", str(run), "--steps", str(steps + 800), "--no-eval"]) == 0
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["counters"]["env_steps"] == steps + 800
 
 
 # ---- honest resumes -----------------------------------------------------------------------
