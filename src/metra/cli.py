@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--episode-len", type=int, default=1000, help="steps per episode (1000)")
     da.add_argument("--noise", type=float, default=0.5, help="action noise std (0.5)")
     da.add_argument("--seed", type=int, default=0)
+    da.add_argument(
+        "--goals",
+        default="ogbench",
+        choices=("ogbench", "cells"),
+        help="ogbench: vertex cells with +-1 noise (default); cells: any free cell's center",
+    )
     da.add_argument("--out", help="npz file (default data/ENV-navigate-Nep.npz)")
 
     qr = sub.add_parser(
@@ -121,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--steps", type=int, help="gradient steps offline, env steps online")
     qr.add_argument("--seed", type=int, default=0)
     qr.add_argument("--out", help="run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes")
+    qr.add_argument(
+        "--eval-episodes",
+        type=int,
+        help="evaluation episodes per task (default 50, as OGBench; fewer for quick runs)",
+    )
     qr.add_argument("overrides", nargs="*", metavar="key=value")
 
     mt = sub.add_parser(
@@ -223,14 +234,17 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out or f"data/{args.env}-navigate-{args.episodes}ep.npz")
             out.parent.mkdir(parents=True, exist_ok=True)
             data = generate_pointmaze(
-                args.env, args.episodes, args.episode_len, args.noise, args.seed
+                args.env, args.episodes, args.episode_len, args.noise, args.seed, goals=args.goals
             )
             save_dataset(out, data)
             print(out)
         elif args.command == "qrl":
             from metra.train.goals import train_qrl
 
-            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, args.overrides))
+            overrides = list(args.overrides)
+            if args.eval_episodes is not None:
+                overrides.append(f"eval_episodes={args.eval_episodes}")
+            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, overrides))
         elif args.command == "meta-train":
             from metra.train.meta import train_meta
 
