@@ -143,6 +143,19 @@ def test_offline_run_end_to_end_and_resume(tmp_path: Path) -> None:
     # A rerun with a higher total resumes from the checkpoint.
     train_qrl("pointmaze-medium", data_file, 15, out=run, progress=False)
     assert [int(r["grad_steps"]) for r in read_progress(run)] == [5, 10, 15]
+    # The run (and its weights-only export) load with metra.load and evaluate with metra.evaluate.
+    import metra
+
+    shipped = metra.export(run, tmp_path / "shipped")
+    assert not list((shipped / "checkpoints").glob("replay-*"))
+    for folder in (run, shipped):
+        agent = metra.load(folder)
+        assert isinstance(agent, QRLAgent) and agent.config.critics == 1
+        action = agent.act(jnp.zeros((3, 2)), jnp.ones((3, 2)), deterministic=True)
+        assert action.shape == (3, 2)
+    result = metra.evaluate(shipped, goals=1)
+    assert {"task1", "task5", "success", "success_random_policy"} <= set(result)
+    assert result["episodes_per_task"] == 1 and (shipped / "eval.json").exists()
 
 
 def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:

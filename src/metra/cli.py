@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
     ev.add_argument("run_dir")
     ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
-    ev.add_argument("--goals", type=int, default=50, help="goals for goal reaching (default 50)")
+    ev.add_argument(
+        "--goals",
+        type=int,
+        default=50,
+        help="goals for goal reaching (default 50); a QRL run: episodes per task",
+    )
     ev.add_argument(
         "--goal-range", type=float, help="goals within +-R of the start (default: the env's)"
     )

@@ -159,15 +159,19 @@ def agent_goal_policy(agent: QRLAgent, deterministic: bool, key: jax.Array | Non
 
 
 def success_rate(
-    agent: QRLAgent, env_name: str, episodes: int, seed: int = EVAL_SEED
+    agent: QRLAgent | None, env_name: str, episodes: int, seed: int = EVAL_SEED
 ) -> dict[str, float]:
-    """Success of deterministic episodes: per evaluation task (`task1`...) and overall."""
+    """Success of deterministic episodes: per evaluation task (`task1`...) and overall.
+    `agent` None: uniformly random actions (the floor every figure is read against)."""
     envs = [make_goal_env(env_name, seed + i) for i in range(episodes)]
     try:
         spec = envs[0].spec
         tasks: list[int | None] = list(range(1, spec.eval_tasks + 1)) or [None]
         scores = {}
-        policy = agent_goal_policy(agent, deterministic=True)
+        if agent is None:
+            policy = random_goal_policy(spec.act_dim, seed)
+        else:
+            policy = agent_goal_policy(agent, deterministic=True)
         for task in tasks:
             _, success = goal_rollout(envs, policy, seed, task)
             scores[f"task{task}" if task else "success"] = float(success.mean())
@@ -177,6 +181,49 @@ def success_rate(
     finally:
         for env in envs:
             env.close()
+
+
+def is_goal_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a QRL run (or a shipped QRL agent) rather than a skill run."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    return "preset" not in data and "data" in data.get("train", {})
+
+
+def create_goal_agent(config: GoalRunConfig) -> QRLAgent:
+    """A fresh agent for `config` (also the template a checkpoint restores into)."""
+    spec = goal_env_spec(config.train.env)
+    return QRLAgent.create(
+        config.agent,
+        spec.obs_dim,
+        spec.act_dim,
+        config.train.seed,
+        goal_dim=None if spec.goal_is_state else spec.goal_dim,
+    )
+
+
+def load_goal_run(run_dir: Path) -> tuple[GoalRunConfig, QRLAgent, Counters]:
+    """The config, trained agent and counters of a QRL run folder (or a weights-only copy)."""
+    config = GoalRunConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    return (config, *load_checkpoint(Path(run_dir), create_goal_agent(config)))
+
+
+def evaluate_goal_run(run_dir: Path, episodes: int = 50) -> dict[str, Any]:
+    """Success over the env's evaluation tasks (`episodes` per task) beside a random policy's;
+    writes RUN_DIR/eval.json."""
+    config, agent, counters = load_goal_run(run_dir)
+    env = config.train.env
+    result: dict[str, Any] = {
+        "env": env,
+        "grad_steps": counters.updates,
+        "episodes_per_task": episodes,
+        **success_rate(agent, env, episodes),
+        "success_random_policy": success_rate(None, env, episodes)["success"],
+    }
+    (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 class GoalTrainer:
@@ -200,13 +247,7 @@ class GoalTrainer:
                 self.cfg.replay_size, spec.episode_len, spec.obs_dim, spec.act_dim
             )
         self.goal_index = None if spec.goal_is_state else spec.goal_index
-        self.agent = QRLAgent.create(
-            config.agent,
-            spec.obs_dim,
-            spec.act_dim,
-            self.cfg.seed,
-            goal_dim=None if spec.goal_is_state else spec.goal_dim,
-        )
+        self.agent = create_goal_agent(config)
         self.counters = Counters()
         resume = has_checkpoint(self.run_dir)
         if resume:
