@@ -199,6 +199,18 @@ def test_offline_default_is_ogbench_and_online_keeps_its_own() -> None:
         "lecun",
     )
     assert not online.const_std_actor  # online keeps the tanh-Gaussian with learned entropy
+    # A run saved before these fields existed reads back as what it trained.
+    saved = offline.to_dict()
+    for key in ("offline_actor", "activation", "init"):
+        del saved["agent"][key]
+    saved["agent"]["critics"], saved["agent"]["bc_weight"] = 2, 0.003
+    old = GoalRunConfig.from_dict(saved).agent
+    assert (old.offline_actor, old.activation, old.init, old.critics) == (
+        "tanh",
+        "relu",
+        "lecun",
+        2,
+    )
     with pytest.raises(ValueError, match="offline_actor"):
         QRLConfig(offline_actor="beta")
     with pytest.raises(ValueError, match="activation"):

@@ -74,9 +74,11 @@ class GoalRunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GoalRunConfig:
-        return cls(
-            build_config(GoalTrainConfig, data["train"]), build_config(QRLConfig, data["agent"])
-        )
+        agent = dict(data["agent"])
+        # Runs made before the OGBench actor existed trained the tanh-Gaussian actor (their
+        # activation, init and critics are the dataclass defaults, or saved).
+        agent.setdefault("offline_actor", "tanh")
+        return cls(build_config(GoalTrainConfig, data["train"]), build_config(QRLConfig, agent))
 
     @classmethod
     def default(cls, env: str, data: str | None = None) -> GoalRunConfig:
