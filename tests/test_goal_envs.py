@@ -293,3 +293,48 @@ def test_load_errors_name_the_file_and_the_fix(tiny: dict[str, np.ndarray], tmp_
         load_dataset(good, goal_env_spec("fetch_reach"))
     with pytest.raises(ValueError, match=r"pointmaze-large"):
         load_dataset(good, goal_env_spec("pointmaze-large"))
+
+
+def test_vertex_cells_are_ogbench_corners_and_junctions() -> None:
+    # A plus-shaped maze: the center is a junction, the four arm ends dead ends; the cells
+    # between them are straight corridors and no goals.
+    maze = np.ones((7, 7), int)
+    maze[1:6, 3] = 0
+    maze[3, 1:6] = 0
+    oracle = MazeOracle(maze, origin=(0.0, 0.0), cell_size=4.0)
+    assert set(oracle.vertex_cells) == {(3, 3), (1, 3), (5, 3), (3, 1), (3, 5)}
+    with closing(make_goal_env("pointmaze-medium")) as env:
+        assert len(env.oracle.free_cells) == 26 and len(env.oracle.vertex_cells) == 21
+
+
+@pytest.mark.parametrize("goals", ["ogbench", "cells"])
+def test_dataset_goals(goals: str) -> None:
+    data = generate_pointmaze(
+        "pointmaze-medium", 4, 400, seed=1, progress=False, goals=goals, with_targets=True
+    )
+    with closing(make_goal_env("pointmaze-medium")) as env:
+        oracle = env.oracle
+    targets = np.unique(data["targets"], axis=0)
+    assert len(targets) >= 4  # goals are reached and redrawn
+    cells = [oracle.cell_of(t) for t in targets]
+    offsets = np.stack([t - oracle.cell_center(c) for t, c in zip(targets, cells, strict=True)])
+    if goals == "ogbench":
+        assert set(cells) <= set(oracle.vertex_cells)
+        # U(-1, 1) per coordinate around the cell's center: within 1, never exactly 0.
+        assert np.abs(offsets).max() <= 1.0 and np.abs(offsets).min() > 0
+    else:
+        assert set(cells) <= set(oracle.free_cells)
+        np.testing.assert_allclose(offsets, 0, atol=1e-5)
+    # A new goal is drawn only once the current one is within reach (1.0).
+    changed = np.flatnonzero(np.any(np.diff(data["targets"], axis=0) != 0, axis=1)) + 1
+    changed = changed[data["terminals"][changed - 1] == 0]  # not at an episode's start
+    assert len(changed) > 0
+    gaps = np.linalg.norm(data["observations"][changed] - data["targets"][changed - 1], axis=1)
+    assert gaps.max() <= 1.0
+
+
+def test_dataset_goals_are_checked() -> None:
+    with pytest.raises(ValueError, match="goals"):
+        generate_pointmaze("pointmaze-medium", 1, 5, goals="anywhere")
+    data = generate_pointmaze("pointmaze-medium", 1, 5, progress=False, with_targets=True)
+    assert data["targets"].shape == (5, 2)

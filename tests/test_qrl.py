@@ -4,8 +4,10 @@ true shortest paths of a grid world."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -141,6 +143,19 @@ def test_offline_run_end_to_end_and_resume(tmp_path: Path) -> None:
     # A rerun with a higher total resumes from the checkpoint.
     train_qrl("pointmaze-medium", data_file, 15, out=run, progress=False)
     assert [int(r["grad_steps"]) for r in read_progress(run)] == [5, 10, 15]
+    # The run (and its weights-only export) load with metra.load and evaluate with metra.evaluate.
+    import metra
+
+    shipped = metra.export(run, tmp_path / "shipped")
+    assert not list((shipped / "checkpoints").glob("replay-*"))
+    for folder in (run, shipped):
+        agent = metra.load(folder)
+        assert isinstance(agent, QRLAgent) and agent.config.critics == 1
+        action = agent.act(jnp.zeros((3, 2)), jnp.ones((3, 2)), deterministic=True)
+        assert action.shape == (3, 2)
+    result = metra.evaluate(shipped, goals=1)
+    assert {"task1", "task5", "success", "success_random_policy"} <= set(result)
+    assert result["episodes_per_task"] == 1 and (shipped / "eval.json").exists()
 
 
 def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:
@@ -164,3 +179,108 @@ def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:
     assert len(trainer.buffer) == 8 and trainer.counters.env_steps == 400
     assert trainer.counters.updates == 8  # 2 per epoch from the first, with 2 episodes in
     assert 0.0 <= float(read_progress(tmp_path / "run")[-1]["success"]) <= 1.0
+
+
+# ---- OGBench fidelity (docs/qrl-fidelity.md): each offline default and the flag that undoes it
+
+
+def test_offline_default_is_ogbench_and_online_keeps_its_own() -> None:
+    offline = GoalRunConfig.default("pointmaze-medium", "data.npz")
+    assert offline.agent == QRLConfig.offline()
+    cfg = offline.agent
+    assert (cfg.online, cfg.critics, cfg.activation, cfg.init) == (False, 1, "gelu", "xavier")
+    assert (cfg.bc_weight, cfg.offline_actor, cfg.const_std_actor) == (3e-4, "ogbench", True)
+    assert offline.train.eval_episodes == 50
+    online = GoalRunConfig.default("fetch_reach").agent
+    assert (online.online, online.critics, online.activation, online.init) == (
+        True,
+        2,
+        "relu",
+        "lecun",
+    )
+    assert not online.const_std_actor  # online keeps the tanh-Gaussian with learned entropy
+    # A run saved before these fields existed reads back as what it trained.
+    saved = offline.to_dict()
+    for key in ("offline_actor", "activation", "init"):
+        del saved["agent"][key]
+    saved["agent"]["critics"], saved["agent"]["bc_weight"] = 2, 0.003
+    old = GoalRunConfig.from_dict(saved).agent
+    assert (old.offline_actor, old.activation, old.init, old.critics) == (
+        "tanh",
+        "relu",
+        "lecun",
+        2,
+    )
+    with pytest.raises(ValueError, match="offline_actor"):
+        QRLConfig(offline_actor="beta")
+    with pytest.raises(ValueError, match="activation"):
+        QRLConfig(activation="swish")
+    with pytest.raises(ValueError, match="init"):
+        QRLConfig(init="orthogonal")
+
+
+def _first_kernel(params: dict) -> np.ndarray:
+    """The first Dense kernel of critic 0's encoder."""
+    return np.asarray(params["params"]["encoder"]["Dense_0"]["kernel"][0])
+
+
+def test_offline_networks_are_xavier_with_a_small_constant_std_actor_head() -> None:
+    cfg = QRLConfig.offline(hidden=(256, 256), latent_dim=64, components=8)
+    agent = QRLAgent.create(cfg, obs_dim=2, act_dim=2, seed=0)
+    assert _critic_count(agent.critic.params) == 1  # one critic
+    # xavier-uniform 2 -> 256: var 2 / 258 (std 0.088); Flax's LeCun-normal: var 1 / 2.
+    assert abs(_first_kernel(agent.critic.params).std() - np.sqrt(2 / 258)) < 0.01
+    old = QRLAgent.create(dataclasses.replace(cfg, init="lecun", critics=2), 2, 2, seed=0)
+    assert _critic_count(old.critic.params) == 2
+    assert abs(_first_kernel(old.critic.params).std() - np.sqrt(1 / 2)) < 0.1
+    actor = agent.actor.params["params"]
+    assert set(actor) == {"MLP_0", "Dense_0"}  # trunk and mean head; no log-std head
+    head = np.asarray(actor["Dense_0"]["kernel"])  # 256 -> 2, xavier-uniform x 1e-2
+    bound = np.sqrt(3 * 1e-2 * 2 / (256 + 2))
+    assert np.abs(head).max() <= bound and np.abs(head).max() > 0.8 * bound
+    # The actor starts near zero actions and acts as the clipped mean.
+    obs, goal = jnp.ones((8, 2)), -jnp.ones((8, 2))
+    action = agent.act(obs, goal, deterministic=True)
+    assert float(jnp.abs(action).max()) < 0.1
+    mean = agent.actor.apply_fn(agent.actor.params, jnp.concatenate([obs, goal], -1))
+    np.testing.assert_allclose(action, jnp.clip(mean, -1, 1))
+    noisy = agent.act(obs, goal, deterministic=False, key=jax.random.PRNGKey(0))
+    assert float(jnp.abs(noisy).max()) <= 1.0 and float(jnp.abs(noisy - action).mean()) > 0.3
+
+
+def test_offline_ogbench_update_is_finite_and_pulls_toward_the_data() -> None:
+    """With only the BC term able to move it (weight 1), the clipped-mean actor fits the data's
+    actions; the critic update runs with one critic."""
+    cfg = QRLConfig.offline(hidden=(64, 64), latent_dim=32, components=4, bc_weight=1.0)
+    agent = QRLAgent.create(cfg, obs_dim=2, act_dim=2, seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(20, 64, 2))
+    batch = {
+        "obs": obs,
+        "next_obs": obs + 0.1,
+        "action": np.full((20, 64, 2), 0.5),
+        "value_goal": rng.normal(size=(20, 64, 2)),
+        "actor_goal": rng.normal(size=(20, 64, 2)),
+    }
+    new, metrics = agent.update({k: jnp.asarray(v, jnp.float32) for k, v in batch.items()})
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    before = agent.act(jnp.asarray(obs[0], jnp.float32), jnp.zeros((64, 2)), deterministic=True)
+    after = new.act(jnp.asarray(obs[0], jnp.float32), jnp.zeros((64, 2)), deterministic=True)
+    assert float(jnp.abs(after - 0.5).mean()) < float(jnp.abs(before - 0.5).mean())
+
+
+def _critic_count(params: dict) -> int:
+    return int(np.asarray(params["params"]["encoder"]["Dense_0"]["kernel"]).shape[0])
+
+
+def test_eval_episodes_flag_reaches_the_run(tmp_path: Path) -> None:
+    from metra.cli import main
+
+    data_file = tmp_path / "maze.npz"
+    save_dataset(data_file, generate_pointmaze("pointmaze-medium", 2, 20, progress=False))
+    args = ["qrl", "--env", "pointmaze-medium", "--data", str(data_file), "--steps", "2"]
+    args += ["--out", str(tmp_path / "run"), "--eval-episodes", "1", "batch_size=8"]
+    args += ["grad_steps=2", "eval_every=2", "agent.hidden=16", "latent_dim=8", "components=2"]
+    main(args)
+    config = GoalRunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert config.train.eval_episodes == 1

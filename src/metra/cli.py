@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
     ev.add_argument("run_dir")
     ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
-    ev.add_argument("--goals", type=int, default=50, help="goals for goal reaching (default 50)")
+    ev.add_argument(
+        "--goals",
+        type=int,
+        default=50,
+        help="goals for goal reaching (default 50); a QRL run: episodes per task",
+    )
     ev.add_argument(
         "--goal-range", type=float, help="goals within +-R of the start (default: the env's)"
     )
@@ -145,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--episode-len", type=int, default=1000, help="steps per episode (1000)")
     da.add_argument("--noise", type=float, default=0.5, help="action noise std (0.5)")
     da.add_argument("--seed", type=int, default=0)
+    da.add_argument(
+        "--goals",
+        default="ogbench",
+        choices=("ogbench", "cells"),
+        help="ogbench: vertex cells with +-1 noise (default); cells: any free cell's center",
+    )
     da.add_argument("--out", help="npz file (default data/ENV-navigate-Nep.npz)")
 
     qr = sub.add_parser(
@@ -160,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--steps", type=int, help="gradient steps offline, env steps online")
     qr.add_argument("--seed", type=int, default=0)
     qr.add_argument("--out", help="run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes")
+    qr.add_argument(
+        "--eval-episodes",
+        type=int,
+        help="evaluation episodes per task (default 50, as OGBench; fewer for quick runs)",
+    )
     qr.add_argument("overrides", nargs="*", metavar="key=value")
 
     mt = sub.add_parser(
@@ -282,14 +298,17 @@ def main(argv: list[str] | None = None) -> int:
             if out.is_dir():  # a folder: the default file name inside it
                 out = out / name
             data = generate_pointmaze(
-                args.env, args.episodes, args.episode_len, args.noise, args.seed
+                args.env, args.episodes, args.episode_len, args.noise, args.seed, goals=args.goals
             )
             save_dataset(out, data)
             print(out)
         elif args.command == "qrl":
             from metra.train.goals import train_qrl
 
-            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, args.overrides))
+            overrides = list(args.overrides)
+            if args.eval_episodes is not None:
+                overrides.append(f"eval_episodes={args.eval_episodes}")
+            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, overrides))
         elif args.command == "meta-train":
             from metra.train.meta import train_meta
 

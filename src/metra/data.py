@@ -15,8 +15,13 @@ Episodes are contiguous and in order: within an episode `next_observations[t]` e
 A terminal marks the end of a recorded episode (a time limit), not a task outcome: there are no
 rewards, goals are relabelled from the data.
 
-`generate_pointmaze` follows OGBench's "navigate" protocol (its published pointmaze datasets are
-1000 episodes of 1000 steps): a noisy oracle walks shortest paths between random maze cells.
+`generate_pointmaze` follows OGBench's "navigate" protocol (data_gen_scripts/generate_locomaze.py;
+its published pointmaze datasets are 1000 episodes of 1001 steps, ours 1000 of 1000): a noisy
+oracle walks shortest paths to random goals, a new goal each time the current one is reached.
+By default the goals are OGBench's: "vertex" cells (not inside a straight corridor) with uniform
++-1 (a quarter cell) position noise per coordinate, walked to through cell centers and reached
+within 1.0 of the noisy goal. `goals="cells"` is ours before: the exact center of any other free
+cell.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ FIELDS = ("observations", "next_observations", "actions", "terminals", "env")
 _ARRAY_NDIM = {"observations": 2, "next_observations": 2, "actions": 2, "terminals": 1}
 # OGBench's success radius for the point: a target counts as reached within it.
 _REACH = 1.0
+GOAL_MODES = ("ogbench", "cells")
 
 
 def generate_pointmaze(
@@ -48,15 +54,24 @@ def generate_pointmaze(
     noise: float = 0.5,
     seed: int = 0,
     progress: bool = True,
+    goals: str = "ogbench",
+    with_targets: bool = False,
 ) -> dict[str, np.ndarray]:
-    """A navigate dataset for pointmaze `name`: each episode starts in a random free cell and
-    follows shortest paths to random free cells (a new one once within reach of the current
-    one); each action is the unit direction to the next waypoint plus N(0, noise^2) per
-    coordinate, clipped to [-1, 1]."""
+    """A navigate dataset for pointmaze `name`: each episode starts in a random free cell (with
+    OGBench's start noise) and follows shortest paths to random goals, a new one once within
+    reach (1.0) of the current one; each action is the unit direction to the next waypoint plus
+    N(0, noise^2) per coordinate, clipped to [-1, 1].
+
+    `goals`: "ogbench", a vertex cell's center plus U(-1, 1) per coordinate (the oracle walks
+    to the goal cell's center, as OGBench's `get_oracle_subgoal`); "cells", the exact center of
+    any other free cell. `with_targets` adds `targets` [N, 2], the goal each step walks to (not
+    part of the file format; `save_dataset` drops it)."""
     if episodes < 1 or episode_len < 1:
         raise ValueError(f"episodes and episode_len must be >= 1, got {episodes}, {episode_len}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if goals not in GOAL_MODES:
+        raise ValueError(f"goals must be one of {GOAL_MODES}, got {goals!r}")
     env = make_goal_env(name, seed)
     if not isinstance(env, PointMaze):
         env.close()
@@ -69,12 +84,22 @@ def generate_pointmaze(
     actions = np.empty((n, spec.act_dim), np.float32)
     terminals = np.zeros(n, np.float32)
     terminals[episode_len - 1 :: episode_len] = 1.0
+    targets = np.empty((n, 2), np.float32)
     cells = oracle.free_cells
+    vertices = oracle.vertex_cells
+    goal_noise = oracle.cell_size / 4  # OGBench's add_noise: U(-1, 1) * maze_unit / 4
 
     def new_target(xy: np.ndarray) -> np.ndarray:
+        if goals == "ogbench":
+            cell = vertices[rng.integers(len(vertices))]
+            return oracle.cell_center(cell) + rng.uniform(-goal_noise, goal_noise, 2)
         here = oracle.cell_of(xy)
         choices = [cell for cell in cells if cell != here]
         return oracle.cell_center(choices[rng.integers(len(choices))])
+
+    def waypoint_goal(target: np.ndarray) -> np.ndarray:
+        """Where the oracle walks: OGBench heads for the goal cell's center, not the goal."""
+        return oracle.cell_center(oracle.cell_of(target)) if goals == "ogbench" else target
 
     with tqdm(total=n, unit="step", desc=name, disable=not progress) as bar:
         for ep in range(episodes):
@@ -83,20 +108,24 @@ def generate_pointmaze(
             for t in range(ep * episode_len, (ep + 1) * episode_len):
                 if np.linalg.norm(obs - target) <= _REACH:
                     target = new_target(obs)
-                action = oracle.action(obs, target) + noise * rng.standard_normal(spec.act_dim)
-                action = np.clip(action, -1.0, 1.0)
+                action = oracle.action(obs, waypoint_goal(target))
+                action = np.clip(action + noise * rng.standard_normal(spec.act_dim), -1.0, 1.0)
                 next_obs, _, _ = env.step(action)  # episodes here ignore the env's time limit
                 observations[t], actions[t], next_observations[t] = obs, action, next_obs
+                targets[t] = target
                 obs = next_obs
             bar.update(episode_len)
     env.close()
-    return {
+    data = {
         "observations": observations,
         "next_observations": next_observations,
         "actions": actions,
         "terminals": terminals,
         "env": np.array(name),
     }
+    if with_targets:
+        data["targets"] = targets
+    return data
 
 
 def _check(data: dict[str, np.ndarray], source: str, spec: GoalEnvSpec | None) -> None:

@@ -20,7 +20,11 @@ XAVIER_NORMAL = nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
 # the official policy heads: garagei's xavier_normal_ex, 0.1 x the xavier-normal std
 XAVIER_NORMAL_TENTH = nn.initializers.variance_scaling(0.01, "fan_avg", "normal")
 INITS = ("official", "lecun")
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"relu": nn.relu, "tanh": nn.tanh}
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": nn.tanh,
+    "gelu": nn.gelu,  # OGBench's MLPs (flax's tanh-approximated GELU, its default)
+}
 TANH_LOGDETS = ("official", "exact")
 
 
@@ -111,6 +115,27 @@ class TanhGaussianPolicy(nn.Module):
         mean = nn.Dense(self.act_dim, kernel_init=self.head_init)(x)
         log_std = nn.Dense(self.act_dim, kernel_init=self.head_init)(x)
         return mean, jnp.clip(log_std, self.log_std_min, LOG_STD_MAX)
+
+
+# OGBench's GCActor mean layer: xavier-uniform scaled by 1e-2 (`final_fc_init_scale`)
+OGBENCH_HEAD = nn.initializers.variance_scaling(1e-2, "fan_avg", "uniform")
+
+
+class ConstStdGaussianPolicy(nn.Module):
+    """OGBench's GCActor with `const_std=True`, `tanh_squash=False`: an unsquashed Gaussian
+    mean on an MLP trunk (no layer norm, every layer activated) and a constant std of 1.
+    Returns the mean; an action is the mean (or a sample) clipped to [-1, 1]."""
+
+    hidden: Sequence[int]
+    act_dim: int
+    act: Callable[[jax.Array], jax.Array] = nn.gelu
+    kernel_init: Initializer = XAVIER_UNIFORM
+    head_init: Initializer = OGBENCH_HEAD
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = MLP(self.hidden, None, act=self.act, kernel_init=self.kernel_init)(obs)
+        return nn.Dense(self.act_dim, kernel_init=self.head_init)(x)
 
 
 def _pass_gradient_clip(x: jax.Array, low: float, high: float) -> jax.Array:

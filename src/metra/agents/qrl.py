@@ -10,10 +10,16 @@ The constraint is relaxed with a learned Lagrange multiplier. Distances can only
 chain of short transitions holds them down, so the largest consistent distance is the shortest
 path. A latent dynamics model T(f(s), a) is trained so d(T, f(s')) and d(f(s'), T) are small;
 the actor then minimizes d(T(f(s), pi(s, g)), f(g)), pessimistic (the largest) over the
-critics, with SAC's learned entropy online and a behavior-cloning term offline.
+critics when there are several, with SAC's learned entropy online and a behavior-cloning term
+offline.
 
 Defaults follow the paper and OGBench's QRL (3x512 layer-normed MLPs, IQE latent 512 in
-components of 8, transform 100 * softplus(5 - d / 100), Adam 3e-4, BC weight 0.003).
+components of 8, transform 100 * softplus(5 - d / 100), Adam 3e-4). `QRLConfig.offline()` is
+OGBench's offline agent (impls/agents/qrl.py with its pointmaze flags): one critic, GELU and
+xavier-uniform layers, its actor (an unsquashed mean head initialized at 1e-2 scale, clipped to
+[-1, 1], a constant std of 1) and BC weight 0.0003. The plain dataclass defaults keep what the
+online (Fetch) path has always run: two critics, ReLU, fan-in (LeCun) init, a tanh-Gaussian
+actor. docs/qrl-fidelity.md lists each switch with its measured effect.
 
 Goals either are observations (mazes: one encoder for both) or live in a goal space of their
 own (Fetch: the object's position). Then a goal encoder maps into the same latent and each
@@ -35,8 +41,19 @@ from flax.training.train_state import TrainState
 
 from metra.agents.base import Agent, Batch, Metrics
 from metra.agents.sac import log_scalar_state, policy_action, temperature_step
-from metra.networks import MLP, TanhGaussianPolicy, sample_tanh_gaussian
+from metra.networks import (
+    LECUN,
+    MLP,
+    XAVIER_UNIFORM,
+    ConstStdGaussianPolicy,
+    TanhGaussianPolicy,
+    activation,
+    sample_tanh_gaussian,
+)
 from metra.quasimetric import HEADS, QuasimetricHead
+
+QRL_INITS = {"xavier": XAVIER_UNIFORM, "lecun": LECUN}  # OGBench's default_init(); Flax's
+OFFLINE_ACTORS = ("ogbench", "tanh")
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,12 @@ class QRLConfig:
     quasimetric: str = "iqe"  # head: "iqe", "mrn" or "euclidean" (a symmetric ablation)
     components: int = 64  # IQE: latent split into 64 components of 8
     layer_norm: bool = True
-    critics: int = 2  # independent critics; the actor is pessimistic over them
+    # Independent critics; the actor is pessimistic over them. OGBench: 1 (`offline()`); 2 is
+    # ours, kept for the online path (twice the critic compute per step).
+    critics: int = 2
+    activation: str = "relu"  # hidden activation of every MLP; OGBench: "gelu" (`offline()`)
+    # weight init of every layer: "lecun" (Flax's fan-in) or "xavier" (OGBench's xavier-uniform)
+    init: str = "lecun"
     lr: float = 3e-4  # Adam step size of every network and learned scalar
     eps: float = 0.25  # the constraint holds E[relu(d(s, s') - 1)^2] <= eps^2
     lambda_init: float = 1.0  # initial Lagrange multiplier
@@ -60,7 +82,13 @@ class QRLConfig:
     transform_offset: float = 5.0
     dynamics_weight: float = 1.0  # weight of the latent dynamics loss in the critic loss
     online: bool = False  # online: stochastic actor with learned entropy; offline: DDPG + BC
-    bc_weight: float = 0.003  # offline: weight of -log pi(a_data | s, g) (a unit-std Gaussian)
+    # offline: weight of -log pi(a_data | s, g) (a unit-std Gaussian). OGBench's pointmaze
+    # value; 0.003 (ours before) is its antmaze value.
+    bc_weight: float = 0.0003
+    # offline actor: "ogbench" (OGBench's GCActor: unsquashed mean, 1e-2-scaled xavier head,
+    # action = clip(mean, -1, 1), constant std 1, BC on the mean) or "tanh" (ours before: the
+    # tanh-Gaussian policy, action and BC on tanh(mean)). Online always uses "tanh".
+    offline_actor: str = "ogbench"
     init_temperature: float = 1.0  # online: initial entropy weight alpha
     target_entropy_scale: float = 1.0  # online: target entropy = -scale * |A|
 
@@ -69,6 +97,25 @@ class QRLConfig:
             raise ValueError(f"quasimetric must be one of {HEADS}, got {self.quasimetric!r}")
         if self.critics < 1 or self.eps <= 0:
             raise ValueError("QRL needs critics >= 1 and eps > 0")
+        activation(self.activation)  # raises on an unknown name
+        if self.init not in QRL_INITS:
+            raise ValueError(f"init must be one of {tuple(QRL_INITS)}, got {self.init!r}")
+        if self.offline_actor not in OFFLINE_ACTORS:
+            raise ValueError(
+                f"offline_actor must be one of {OFFLINE_ACTORS}, got {self.offline_actor!r}"
+            )
+
+    @classmethod
+    def offline(cls, **changes: Any) -> QRLConfig:
+        """OGBench's offline QRL (DDPG+BC) for pointmaze: one critic, GELU, xavier-uniform."""
+        return cls(
+            **{"online": False, "critics": 1, "activation": "gelu", "init": "xavier"} | changes
+        )
+
+    @property
+    def const_std_actor(self) -> bool:
+        """True when the actor is OGBench's clipped-mean, constant-std GCActor."""
+        return not self.online and self.offline_actor == "ogbench"
 
 
 class QuasimetricCritic(nn.Module):
@@ -79,11 +126,19 @@ class QuasimetricCritic(nn.Module):
 
     def setup(self) -> None:
         cfg = self.config
-        self.encoder = MLP(cfg.hidden, cfg.latent_dim, cfg.layer_norm)
-        self.goal_encoder = (
-            None if self.goal_dim is None else MLP(cfg.hidden, cfg.latent_dim, cfg.layer_norm)
-        )
-        self.dynamics_net = MLP(cfg.hidden, cfg.latent_dim, cfg.layer_norm)
+
+        def mlp() -> MLP:
+            return MLP(
+                cfg.hidden,
+                cfg.latent_dim,
+                cfg.layer_norm,
+                act=activation(cfg.activation),
+                kernel_init=QRL_INITS[cfg.init],
+            )
+
+        self.encoder = mlp()
+        self.goal_encoder = None if self.goal_dim is None else mlp()
+        self.dynamics_net = mlp()
         self.head = QuasimetricHead(cfg.quasimetric, cfg.components)
 
     def encode(self, obs: jax.Array) -> jax.Array:
@@ -127,7 +182,14 @@ class QRLAgent(Agent):
         goal = jnp.zeros((1, obs_dim if goal_dim is None else goal_dim))
         keys = jax.random.split(k_critic, config.critics)
         critic_params = jax.vmap(lambda k: net.init(k, obs, act, goal))(keys)
-        actor_net = TanhGaussianPolicy(config.hidden, act_dim)
+        act, init = activation(config.activation), QRL_INITS[config.init]
+        actor_net: nn.Module
+        if config.const_std_actor:
+            actor_net = ConstStdGaussianPolicy(config.hidden, act_dim, act=act, kernel_init=init)
+        else:
+            actor_net = TanhGaussianPolicy(
+                config.hidden, act_dim, act=act, kernel_init=init, head_init=init
+            )
         lam = jnp.full((config.critics,), jnp.log(config.lambda_init), jnp.float32)
         return cls(
             critic=TrainState.create(
@@ -223,6 +285,14 @@ class QRLAgent(Agent):
         actor_in = jnp.concatenate([batch["obs"], batch["actor_goal"]], -1)
 
         def loss_fn(actor_params: Any) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
+            if cfg.const_std_actor:  # OGBench: Q on clip(mean), BC on the unclipped mean
+                mean = self.actor.apply_fn(actor_params, actor_in)
+                action = jnp.clip(mean, -1.0, 1.0)
+                cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
+                loss = cost.mean() / jax.lax.stop_gradient(jnp.abs(cost).mean() + 1e-6)
+                # -log N(a_data; mean, I) up to a constant
+                loss += cfg.bc_weight * 0.5 * ((mean - batch["action"]) ** 2).sum(-1).mean()
+                return loss, (jnp.zeros(mean.shape[:-1]), {"actor_cost": cost.mean()})
             mean, log_std = self.actor.apply_fn(actor_params, actor_in)
             if cfg.online:
                 action, logp = sample_tanh_gaussian(mean, log_std, key)
@@ -259,4 +329,10 @@ class QRLAgent(Agent):
         self, obs: jax.Array, latent: jax.Array | None, key: jax.Array | None, deterministic: bool
     ) -> jax.Array:
         """The latent is the goal."""
-        return policy_action(self.actor, jnp.concatenate([obs, latent], -1), key, deterministic)
+        inputs = jnp.concatenate([obs, latent], -1)
+        if self.config.const_std_actor:
+            mean = self.actor.apply_fn(self.actor.params, inputs)
+            if not deterministic:
+                mean = mean + jax.random.normal(key, mean.shape)  # std 1, as OGBench samples
+            return jnp.clip(mean, -1.0, 1.0)
+        return policy_action(self.actor, inputs, key, deterministic)

@@ -176,6 +176,11 @@ class MazeOracle:
             (i, j) for i in range(rows) for j in range(cols) if self.maze_map[i, j] == 0
         )
         self._index = {cell: k for k, cell in enumerate(self.free_cells)}
+        # OGBench's "vertex" cells, the goals of its navigate data: free cells that are not in
+        # the middle of a straight corridor (corners, junctions, dead ends, rooms).
+        self.vertex_cells: tuple[tuple[int, int], ...] = tuple(
+            cell for cell in self.free_cells if not self._is_hallway(*cell)
+        )
         # _next_cell[k, i, j]: the neighbour of free cell (i, j) one step closer to free cell k.
         self._next_cell = np.full((len(self.free_cells), rows, cols, 2), -1, np.int64)
         for k, target in enumerate(self.free_cells):
@@ -195,6 +200,16 @@ class MazeOracle:
         if step[0] != step[1]:
             raise ValueError(f"maze cells are not square: {step}")
         return cls(maze_env.maze_map, (origin[0], origin[1]), step[0])
+
+    def _free(self, i: int, j: int) -> bool:
+        rows, cols = self.maze_map.shape
+        return 0 <= i < rows and 0 <= j < cols and self.maze_map[i, j] == 0
+
+    def _is_hallway(self, i: int, j: int) -> bool:
+        """Free above and below with walls left and right, or the transpose (OGBench's rule)."""
+        up, down = self._free(i - 1, j), self._free(i + 1, j)
+        left, right = self._free(i, j - 1), self._free(i, j + 1)
+        return (up and down and not left and not right) or (left and right and not up and not down)
 
     def _neighbours(self, i: int, j: int) -> Iterator[tuple[int, int]]:
         rows, cols = self.maze_map.shape

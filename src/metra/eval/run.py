@@ -17,20 +17,24 @@ from metra.eval.skills import (
     skill_trajectories,
 )
 from metra.eval.video import skill_video
-from metra.presets import RunConfig
 from metra.run.folder import write_json
 from metra.train.checkpoint import Counters, load_checkpoint, save_weights
 from metra.train.online import create_agent, read_config
 
 
-def _restore(run_dir: Path) -> tuple[RunConfig, Any, Counters]:
+def _restore(run_dir: Path) -> tuple[Any, Any, Counters]:
+    from metra.train.goals import is_goal_run, load_goal_run
+
+    if is_goal_run(run_dir):  # QRL: a GoalRunConfig and a QRLAgent
+        return load_goal_run(run_dir)
     config = read_config(run_dir)
     template = create_agent(config, env_spec(config.train.env))
     return (config, *load_checkpoint(run_dir, template))
 
 
 def load(run_dir: str | Path) -> Any:
-    """The trained agent of a run folder: `act(obs, z, deterministic=...)`, `phi(obs)`."""
+    """The trained agent of a run folder: `act(obs, z, deterministic=...)`; a skill agent's
+    `phi(obs)`, or a QRL agent's `distance(obs, goal)` (its latent z is the goal)."""
     return _restore(Path(run_dir))[1]
 
 
@@ -39,8 +43,13 @@ def evaluate(
 ) -> dict[str, Any]:
     """Coverage, and zero-shot goal reaching (goals within +-goal_range of the start; default
     the env's) for agents with a goal rule (METRA, LSD) and continuous skills; writes
-    RUN_DIR/eval.json."""
+    RUN_DIR/eval.json. A QRL run: success over its env's evaluation tasks, `goals` episodes
+    per task, beside a random policy's."""
     run_dir = Path(run_dir)
+    from metra.train.goals import evaluate_goal_run, is_goal_run
+
+    if is_goal_run(run_dir):
+        return evaluate_goal_run(run_dir, goals)
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
     spec = env_spec(env_name)
@@ -77,7 +86,7 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
 
 
 # What `export` copies beside the weights: the config, and the figures that show the result.
-EXPORTED_FILES = ("config.json", "progress.csv", "eval.json")
+EXPORTED_FILES = ("config.json", "progress.csv", "eval.json", "success.png")
 
 
 def export(run_dir: str | Path, out_dir: str | Path) -> Path:
