@@ -6,7 +6,8 @@
 Figures: raw Ant-v5 env steps/s (one env, random actions); updates/s (representation + SAC)
 of every skill algorithm at batch 256 for MLP widths 256 and 1024 (50 steps per jitted call,
 compile excluded); end-to-end env steps/s of the `ant` preset at steady state (rollouts +
-updates, warm-up and compile excluded); QRL updates/s (two critics, dynamics, actor) on
+updates, warm-up and compile excluded); offline QRL updates/s (OGBench's: one critic,
+dynamics, actor; `QRLConfig.offline()`) on
 pointmaze-sized inputs at OGBench's size (3x512, latent 512, batch 1024) and at the size this
 project's CPU runs use (3x256, latent 128, batch 256).
 """
@@ -73,7 +74,7 @@ def updates_per_s(algo: str, width: int, calls: int, obs_dim: int = 29, act_dim:
 
 
 def qrl_updates_per_s(width: int, latent: int, batch: int, calls: int) -> float:
-    config = QRLConfig(hidden=(width,) * 3, latent_dim=latent, components=latent // 8)
+    config = QRLConfig.offline(hidden=(width,) * 3, latent_dim=latent, components=latent // 8)
     agent = QRLAgent.create(config, obs_dim=2, act_dim=2, seed=0)
     rng = np.random.default_rng(0)
     k = 10
