@@ -76,7 +76,5 @@ def train(
     run = RunDir(
         out if out is not None else default_run_dir(preset, config.train.seed, config.train.algo)
     )
-    run.check_new()
-    with run.hold():
-        run.check_new()  # again under the lock: a run may have started in between
+    with run.claim(resumable=False):
         return SkillTrainer(config, run.path, resume=False, progress=progress).run()

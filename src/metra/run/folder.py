@@ -198,6 +198,19 @@ class RunDir:
         write_json(self.config_path, data)
 
     @contextmanager
+    def claim(self, resumable: bool) -> Iterator[bool]:
+        """Hold the folder for a run; yields True when the run resumes the checkpoint there
+        (only if `resumable`: commands whose rerun resumes), else False after `check_new`,
+        which runs before the lock (so a refused folder gets no .lock) and again under it."""
+        if not (resumable and self.has_checkpoint()):
+            self.check_new()
+        with self.hold():
+            resuming = resumable and self.has_checkpoint()
+            if not resuming:
+                self.check_new()
+            yield resuming
+
+    @contextmanager
     def hold(self) -> Iterator[None]:
         """Be the folder's one writer until the block ends; a second writer gets one line
         naming the holder."""

@@ -217,9 +217,7 @@ def run_downstream(
         config = DownstreamConfig.default(task, hierarchical, seed=seed, **changes)
         agent = load(skill_run) if hierarchical else None
         run = RunDir(out / ("hierarchical" if hierarchical else "flat"))
-        if not run.has_checkpoint():
-            run.check_new()
-        with run.hold():
+        with run.claim(resumable=True):
             runs[name] = DownstreamTrainer(config, run.path, agent).run(progress)
     floor = random_return(task, DownstreamConfig.default(task, False, **changes).eval_episodes)
     return write_downstream_summary(out, task, runs, floor)

@@ -371,10 +371,8 @@ def train_qrl(
 
     mode = "offline" if data is not None else "online"
     run = RunDir(out if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}")
-    if not run.has_checkpoint():
-        run.check_new()
-    with run.hold():
-        if run.has_checkpoint():
+    with run.claim(resumable=True) as resuming:
+        if resuming:
             config = GoalRunConfig.from_dict(run.read_config())
             config = resume_overrides(config, list(overrides))
             counters = read_state(run.path)["counters"]

@@ -44,8 +44,8 @@ from metra.train.checkpoint import (
     Counters,
     has_checkpoint,
     load_checkpoint,
-    read_state,
     save_checkpoint,
+    saved_env_steps,
 )
 from metra.train.logging import RunLogger, import_wandb, read_progress
 from metra.train.loop import finite_metrics, run_epochs
@@ -436,12 +436,10 @@ def train_meta(
     a folder holding a checkpoint resumes with its own config (`steps` may raise the total).
     Returns the run folder."""
     run = RunDir(out if out is not None else Path("runs") / f"meta-{task}-{algo}-seed{seed}")
-    if not run.has_checkpoint():
-        run.check_new()
-    with run.hold():
-        if run.has_checkpoint():
+    with run.claim(resumable=True) as resuming:
+        if resuming:
             config = resume_overrides(MetaRunConfig.from_dict(run.read_config()), list(overrides))
-            saved = read_state(run.path)["counters"]["env_steps"]
+            saved = saved_env_steps(run.path)
             hint = f"rerun metra meta-train --task {task} --algo {algo} --out {run}"
             steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
         else:
