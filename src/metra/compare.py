@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
 from metra.eval.plots import Curve, line_plot
-from metra.eval.skills import EVAL_SEED, random_coverage
+from metra.eval.skills import EVAL_SEED, evaluation_count, random_coverage
 from metra.presets import RunConfig
 from metra.train.checkpoint import saved_env_steps
 from metra.train.logging import read_progress
@@ -120,7 +120,8 @@ def coverage_curves(groups: dict[str, list[Path]]) -> dict[str, dict[int, list[i
 def random_reference(config: RunConfig, seeds: int) -> list[int]:
     """The coverage of a uniformly random policy in the run's env, once per seed, with as
     many episodes as the evaluation has skills."""
-    episodes = config.agent.latent_dim if config.agent.discrete else config.train.eval_skills
+    agent = config.agent
+    episodes = evaluation_count(agent.discrete, agent.latent_dim, config.train.eval_skills)
     return [random_coverage(config.train.env, episodes, EVAL_SEED + i) for i in range(seeds)]
 
 

@@ -11,6 +11,7 @@ from metra.eval.goals import goal_reaching
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     EVAL_SEED,
+    evaluation_count,
     evaluation_draw,
     random_coverage,
     skill_metrics,
@@ -76,7 +77,10 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
     draw = evaluation_draw(config.train.eval_fresh_skills, counters.env_steps)
     traj = skill_trajectories(agent, env_name, skills, draw=draw)
     paths = plot_skills(traj, agent, env_spec(env_name), run_dir / "plots")
-    curve = plot_coverage_curve(run_dir, env_name, config.train.eval_skills)
+    episodes = evaluation_count(
+        agent.config.discrete, agent.config.latent_dim, config.train.eval_skills
+    )
+    curve = plot_coverage_curve(run_dir, env_name, episodes)
     if curve is not None:
         paths.append(curve)
     if video:

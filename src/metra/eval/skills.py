@@ -28,12 +28,18 @@ def skill_policy(
     return policy
 
 
+def evaluation_count(discrete: bool, latent_dim: int, n: int) -> int:
+    """How many trajectories an evaluation of n skills rolls out: every discrete skill n // D
+    times (at least once; the official 48 are 3 per skill for 16 skills), else n."""
+    return latent_dim * max(1, n // latent_dim) if discrete else n
+
+
 def evaluation_latents(agent: Any, n: int, key: jax.Array) -> np.ndarray:
-    """n skills: every discrete skill n // D times (at least once; the official 48
-    trajectories are 3 per skill for 16 skills), else n skills from the prior."""
+    """The `evaluation_count` skills of an evaluation of n: discrete ones in order, else
+    drawn from the prior."""
     if agent.config.discrete:
         d = agent.config.latent_dim
-        return np.tile(np.eye(d, dtype=np.float32), (max(1, n // d), 1))
+        return np.tile(np.eye(d, dtype=np.float32), (evaluation_count(True, d, n) // d, 1))
     return np.asarray(agent.sample_latents(key, n))
 
 

@@ -22,6 +22,7 @@ from metra.errors import RunFolderError, RunInterrupted
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     coverage_coords,
+    evaluation_count,
     evaluation_draw,
     random_policy,
     skill_metrics,
@@ -281,7 +282,9 @@ class SkillTrainer:
             if stop:
                 hint = f"metra train --resume {self.run_dir}"
                 raise RunInterrupted(stop[0], self.run_dir, c.env_steps, hint)
-            curve = plot_coverage_curve(self.run_dir, cfg.env, cfg.eval_skills)
+            agent_cfg = self.config.agent
+            episodes = evaluation_count(agent_cfg.discrete, agent_cfg.latent_dim, cfg.eval_skills)
+            curve = plot_coverage_curve(self.run_dir, cfg.env, episodes)
             self.logger.log_images(c.env_steps, [curve] if curve else [])
         finally:
             bar.close()
