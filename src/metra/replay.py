@@ -120,31 +120,57 @@ def episode_buffer(capacity: int, episode_len: int, obs_dim: int, act_dim: int) 
     )
 
 
+ACTOR_GOALS = ("future", "mixed")
+
+
+def truncated_geometric(rng: np.random.Generator, discount: float, count: np.ndarray) -> np.ndarray:
+    """Offsets k in [0, count) drawn with P(k) proportional to discount^k (inverse CDF)."""
+    u = rng.random(count.shape)
+    if discount >= 1.0:
+        return np.minimum((u * count).astype(np.int64), count - 1)
+    k = np.floor(np.log1p(-u * (1.0 - discount**count)) / np.log(discount)).astype(np.int64)
+    return np.clip(k, 0, count - 1)
+
+
 def sample_goal_batch(
     buffer: ReplayBuffer,
     rng: np.random.Generator,
     n: int,
     goal_index: tuple[int, ...] | None = None,
+    actor_goals: str = "future",
+    future_discount: float = 0.99,
 ) -> dict[str, np.ndarray]:
-    """Transitions of an `episode_buffer` with the two goals QRL trains on, as OGBench
-    samples them: `value_goal`, a random state of the buffer; `actor_goal`, a state the
-    same episode reached later (uniform over the rest of the episode).
+    """Transitions of an `episode_buffer` with the two goals QRL trains on. `value_goal` is a
+    random state of the buffer. `actor_goal`, with `actor_goals`:
+    - "future" (OGBench): a state the same episode reached later, uniform over the rest of it;
+    - "mixed" (the official online QRL, after Contrastive RL): the first half of the batch a
+      random next state of the buffer, the second half a later state of the same episode at
+      offset k >= 0 from the next state, P(k) proportional to `future_discount`^k within it.
 
     `goal_index` None: goals are observations; else a goal is obs[goal_index] and the batch
     also carries `achieved`, each obs's own goal."""
     if buffer.size == 0:
         raise ValueError("cannot sample from an empty episode buffer")
+    if actor_goals not in ACTOR_GOALS:
+        raise ValueError(f"actor_goals must be one of {ACTOR_GOALS}, got {actor_goals!r}")
     data = buffer.data
     horizon = data["obs"].shape[1]
     ep, t = rng.integers(0, buffer.size, n), rng.integers(0, horizon, n)
-    later = rng.integers(t, horizon)
+    if actor_goals == "future":
+        later = rng.integers(t, horizon)
+    else:
+        later = t + truncated_geometric(rng, future_discount, horizon - t)
     other_ep, other_t = rng.integers(0, buffer.size, n), rng.integers(0, horizon, n)
+    actor_goal = data["next_obs"][ep, later]
+    if actor_goals == "mixed":
+        half = n // 2
+        actor_goal[:half] = data["next_obs"][other_ep[:half], other_t[:half]]
     batch = {
         "obs": data["obs"][ep, t],
         "action": data["action"][ep, t],
         "next_obs": data["next_obs"][ep, t],
         "value_goal": data["obs"][other_ep, other_t],
-        "actor_goal": data["next_obs"][ep, later],
+        "actor_goal": actor_goal,
     }
     if goal_index is not None:
         index = list(goal_index)

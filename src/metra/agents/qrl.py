@@ -17,9 +17,11 @@ Defaults follow the paper and OGBench's QRL (3x512 layer-normed MLPs, IQE latent
 components of 8, transform 100 * softplus(5 - d / 100), Adam 3e-4). `QRLConfig.offline()` is
 OGBench's offline agent (impls/agents/qrl.py with its pointmaze flags): one critic, GELU and
 xavier-uniform layers, its actor (an unsquashed mean head initialized at 1e-2 scale, clipped to
-[-1, 1], a constant std of 1) and BC weight 0.0003. The plain dataclass defaults keep what the
-online (Fetch) path has always run: two critics, ReLU, fan-in (LeCun) init, a tanh-Gaussian
-actor. docs/qrl-fidelity.md lists each switch with its measured effect.
+[-1, 1], a constant std of 1) and BC weight 0.0003. `QRLConfig.official_online()` is the
+official online QRL's losses and step sizes (quasimetric-learning/quasimetric-rl). The plain
+dataclass defaults are what the online (Fetch) path ran before either: two critics, ReLU,
+fan-in (LeCun) init, a tanh-Gaussian actor, OGBench's transform and a normalized actor loss.
+docs/qrl-fidelity.md lists each switch with its measured effect.
 
 Goals either are observations (mazes: one encoder for both) or live in a goal space of their
 own (Fetch: the object's position). Then a goal encoder maps into the same latent and each
@@ -54,6 +56,7 @@ from metra.quasimetric import HEADS, QuasimetricHead
 
 QRL_INITS = {"xavier": XAVIER_UNIFORM, "lecun": LECUN}  # OGBench's default_init(); Flax's
 OFFLINE_ACTORS = ("ogbench", "tanh")
+DYNAMICS_LOSSES = ("distance", "squared")
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,19 @@ class QRLConfig:
     # grid world, that leaves the constraint violated 50x for thousands of steps (Spearman
     # 0.88 at 2k steps against 0.95 with 1e-2), so the dual moves faster here.
     lambda_lr: float = 1e-2
-    transform_scale: float = 100.0  # the random-pair loss is scale * softplus(offset - d / scale)
+    # the random-pair loss is scale * softplus(offset - d / scale); OGBench's offline values.
+    # The official online QRL: softplus(15 - d, beta=0.1), i.e. scale 10, offset 1.5.
+    transform_scale: float = 100.0
     transform_offset: float = 5.0
     dynamics_weight: float = 1.0  # weight of the latent dynamics loss in the critic loss
+    # the dynamics loss on d(T, f(s')) and d(f(s'), T): "distance" (OGBench) averages them,
+    # "squared" averages their squares (the official online QRL, at weight 0.1)
+    dynamics_loss: str = "distance"
+    # divide the actor's distance term by its mean |distance| (OGBench, scale-free next to BC);
+    # the official online loss does not, so its entropy term weighs against raw distances
+    actor_normalize: bool = True
+    actor_lr: float | None = None  # Adam step size of the actor; None: `lr`
+    alpha_lr: float | None = None  # Adam step size of log alpha; None: `lr`
     online: bool = False  # online: stochastic actor with learned entropy; offline: DDPG + BC
     # offline: weight of -log pi(a_data | s, g) (a unit-std Gaussian). OGBench's pointmaze
     # value; 0.003 (ours before) is its antmaze value.
@@ -100,6 +113,10 @@ class QRLConfig:
         activation(self.activation)  # raises on an unknown name
         if self.init not in QRL_INITS:
             raise ValueError(f"init must be one of {tuple(QRL_INITS)}, got {self.init!r}")
+        if self.dynamics_loss not in DYNAMICS_LOSSES:
+            raise ValueError(
+                f"dynamics_loss must be one of {DYNAMICS_LOSSES}, got {self.dynamics_loss!r}"
+            )
         if self.offline_actor not in OFFLINE_ACTORS:
             raise ValueError(
                 f"offline_actor must be one of {OFFLINE_ACTORS}, got {self.offline_actor!r}"
@@ -112,10 +129,44 @@ class QRLConfig:
             **{"online": False, "critics": 1, "activation": "gelu", "init": "xavier"} | changes
         )
 
+    @classmethod
+    def official_online(cls, **changes: Any) -> QRLConfig:
+        """The official online QRL (quasimetric-learning/quasimetric-rl, `online/`): transform
+        10 softplus(1.5 - d / 10), squared dynamics loss at weight 0.1, an unnormalized actor
+        loss with learned entropy, Adam 1e-4 (critics), 3e-5 (actor), 3e-4 (alpha), 1e-2 and
+        an initial 0.01 (multiplier). Two critics and ReLU, as there."""
+        official = {
+            "online": True,
+            "transform_scale": 10.0,
+            "transform_offset": 1.5,
+            "dynamics_loss": "squared",
+            "dynamics_weight": 0.1,
+            "actor_normalize": False,
+            "lr": 1e-4,
+            "actor_lr": 3e-5,
+            "alpha_lr": 3e-4,
+            "lambda_init": 0.01,
+        }
+        return cls(**official | changes)
+
     @property
     def const_std_actor(self) -> bool:
         """True when the actor is OGBench's clipped-mean, constant-std GCActor."""
         return not self.online and self.offline_actor == "ogbench"
+
+
+def push_transform(d: jax.Array, scale: float, offset: float) -> jax.Array:
+    """scale * softplus(offset - d / scale): the random-pair loss, which stops pushing a
+    distance up once it is well past scale * offset."""
+    return scale * jax.nn.softplus(offset - d / scale)
+
+
+def actor_distance(cost: jax.Array, normalize: bool) -> jax.Array:
+    """The actor's distance term: the mean cost, divided by its mean |cost| when `normalize`
+    (OGBench: scale-free next to BC), raw otherwise (the official online loss)."""
+    if not normalize:
+        return cost.mean()
+    return cost.mean() / jax.lax.stop_gradient(jnp.abs(cost).mean() + 1e-6)
 
 
 class QuasimetricCritic(nn.Module):
@@ -201,9 +252,11 @@ class QRLAgent(Agent):
             actor=TrainState.create(
                 apply_fn=actor_net.apply,
                 params=actor_net.init(k_actor, jnp.concatenate([obs, goal], -1)),
-                tx=optax.adam(config.lr),
+                tx=optax.adam(config.lr if config.actor_lr is None else config.actor_lr),
             ),
-            log_alpha=log_scalar_state(config.init_temperature, config.lr),
+            log_alpha=log_scalar_state(
+                config.init_temperature, config.lr if config.alpha_lr is None else config.alpha_lr
+            ),
             rng=key,
             config=config,
             net=net,
@@ -243,18 +296,19 @@ class QRLAgent(Agent):
             z = self._encode(params, batch["obs"])
             z_next = self._encode(params, batch["next_obs"])
             d_random = self._dist(params, z, self._encode_goal(params, batch["value_goal"]))
-            spread = cfg.transform_scale * jax.nn.softplus(
-                cfg.transform_offset - d_random / cfg.transform_scale
-            )
+            spread = push_transform(d_random, cfg.transform_scale, cfg.transform_offset)
             d_step = self._dist(params, z, z_next)
             violation = (jax.nn.relu(d_step - 1.0) ** 2).mean(-1)
             if "achieved" in batch:  # a state reaches its own achieved goal at cost 0
                 d_own = self._dist(params, z, self._encode_goal(params, batch["achieved"]))
                 violation += (jax.nn.relu(d_own) ** 2).mean(-1)
             predicted = self._dynamics(params, z, batch["action"])
-            dynamics = 0.5 * (
-                self._dist(params, predicted, z_next) + self._dist(params, z_next, predicted)
-            ).mean(-1)
+            both = jnp.stack(
+                [self._dist(params, predicted, z_next), self._dist(params, z_next, predicted)]
+            )
+            if cfg.dynamics_loss == "squared":
+                both = both**2
+            dynamics = both.mean((0, -1))
             per_critic = spread.mean(-1) + lam * violation + cfg.dynamics_weight * dynamics
             metrics = {
                 "d_random": d_random.mean(),
@@ -289,7 +343,7 @@ class QRLAgent(Agent):
                 mean = self.actor.apply_fn(actor_params, actor_in)
                 action = jnp.clip(mean, -1.0, 1.0)
                 cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
-                loss = cost.mean() / jax.lax.stop_gradient(jnp.abs(cost).mean() + 1e-6)
+                loss = actor_distance(cost, cfg.actor_normalize)
                 # -log N(a_data; mean, I) up to a constant
                 loss += cfg.bc_weight * 0.5 * ((mean - batch["action"]) ** 2).sum(-1).mean()
                 return loss, (jnp.zeros(mean.shape[:-1]), {"actor_cost": cost.mean()})
@@ -299,8 +353,7 @@ class QRLAgent(Agent):
             else:
                 action, logp = jnp.tanh(mean), jnp.zeros(mean.shape[:-1])
             cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
-            # Dividing by the mean |cost| makes the loss scale-free, as OGBench does.
-            loss = cost.mean() / jax.lax.stop_gradient(jnp.abs(cost).mean() + 1e-6)
+            loss = actor_distance(cost, cfg.actor_normalize)
             if cfg.online:
                 loss += alpha * logp.mean()
             else:  # -log N(a_data; tanh(mean), I) up to a constant

@@ -51,6 +51,8 @@ class GoalEnvSpec:
     eval_tasks: int
     # Where the achieved goal sits in the observation: obs[..., goal_index] = achieved goal.
     goal_index: tuple[int, ...]
+    # True when an episode ends at success (OGBench); Fetch's go on for all their steps.
+    ends_at_success: bool = True
 
 
 class GoalEnv(Protocol):
@@ -100,6 +102,7 @@ _SPECS["fetch_reach"] = GoalEnvSpec(
     goal_is_state=False,
     eval_tasks=0,
     goal_index=(0, 1, 2),  # the gripper position
+    ends_at_success=False,
 )
 _SPECS["fetch_push"] = GoalEnvSpec(
     name="fetch_push",
@@ -112,6 +115,7 @@ _SPECS["fetch_push"] = GoalEnvSpec(
     goal_is_state=False,
     eval_tasks=0,
     goal_index=(3, 4, 5),  # the block position
+    ends_at_success=False,
 )
 GOAL_ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
 _OGBENCH_IDS = {

@@ -4,8 +4,8 @@ Offline, an epoch is `grad_steps` gradient steps on batches relabeled from the d
 episodes, and progress counts gradient steps (OGBench trains 1M). Online, an epoch collects
 `num_envs` episodes toward random goals (uniform random actions until `min_replay`
 episodes), then `grad_steps` updates; progress counts env steps. Either way success is the
-benchmark's own: on each evaluation task (or random goals), whether the last step of a
-deterministic episode is a success.
+benchmark's own: on each evaluation task (or random goals), whether a deterministic episode
+reaches its goal at any step (Fetch, whose episodes go on, also reports the last step).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from metra.presets import (
     require_counts,
     resume_overrides,
 )
-from metra.replay import ReplayBuffer, episode_buffer, sample_goal_batch
+from metra.replay import ACTOR_GOALS, ReplayBuffer, episode_buffer, sample_goal_batch
 from metra.run.folder import RunDir, resumed_total, write_json
 from metra.train.checkpoint import (
     Counters,
@@ -61,6 +61,13 @@ class GoalTrainConfig:
     # per evaluation task, or in all when the env has no tasks. OGBench: 50 per task (a 5-task
     # mean then has a standard error near 0.03); 10 (ours before) for quick runs.
     eval_episodes: int = 50
+    # online: std of the Gaussian noise added to the actor's sampled actions (then clipped to
+    # [-1, 1]) while collecting; the official online QRL: 0.3 (`exploration_eps`)
+    exploration_noise: float = 0.0
+    # the actor's goals (`sample_goal_batch`): "future" (OGBench) or "mixed" (the official
+    # online: half random states, half geometric future states at `future_discount`)
+    actor_goals: str = "future"
+    future_discount: float = 0.99
     logger: str = "csv"  # "wandb" also logs to Weights & Biases (pip install "metra[wandb]")
 
     def __post_init__(self) -> None:
@@ -70,6 +77,10 @@ class GoalTrainConfig:
             *("replay_size", "eval_every", "eval_episodes"),
         )
         check_logger(self.logger)
+        if self.actor_goals not in ACTOR_GOALS:
+            raise ValueError(f"actor_goals must be one of {ACTOR_GOALS}, got {self.actor_goals!r}")
+        if self.exploration_noise < 0 or not 0 < self.future_discount <= 1:
+            raise ValueError("QRL needs exploration_noise >= 0 and 0 < future_discount <= 1")
 
     @property
     def offline(self) -> bool:
@@ -96,10 +107,24 @@ class GoalRunConfig:
 
     @classmethod
     def default(cls, env: str, data: str | None = None) -> GoalRunConfig:
-        """Offline: OGBench's DDPG+BC agent (`QRLConfig.offline()`); online: the stochastic
-        actor with learned entropy (the dataclass defaults)."""
-        agent = QRLConfig(online=True) if data is None else QRLConfig.offline()
-        return cls(GoalTrainConfig(env=env, data=data), agent)
+        """Offline: OGBench's DDPG+BC agent (`QRLConfig.offline()`) and schedule. Online: the
+        official online QRL's losses (`QRLConfig.official_online()`) and schedule: 200 random
+        episodes (10k Fetch steps) first, then 10 episodes and 500 updates of batch 256 per
+        cycle (one update per env step), exploration noise 0.3, mixed actor goals, an
+        evaluation of 50 episodes every 2,000 env steps."""
+        if data is not None:
+            return cls(GoalTrainConfig(env=env, data=data), QRLConfig.offline())
+        train = GoalTrainConfig(
+            env=env,
+            batch_size=256,
+            num_envs=10,
+            grad_steps=500,
+            min_replay=200,
+            eval_every=2000,
+            exploration_noise=0.3,
+            actor_goals="mixed",
+        )
+        return cls(train, QRLConfig.official_online())
 
 
 def dataset_episodes(data: dict[str, np.ndarray]) -> ReplayBuffer:
@@ -133,20 +158,21 @@ def goal_rollout(
     """One episode in each env (env i seeded seed + i), all stepped together until each is
     done. `policy(obs [n, d], goal [n, g]) -> actions [n, a]`. Returns the episodes
     ([n, T, ...], T = the episode length; an env that ended early repeats its last
-    transition) and whether each ended in success."""
+    transition) and, per env, [success at the last step, success at any step] ([n, 2])."""
     spec = envs[0].spec
     starts = [env.reset(seed=seed + i, task=task) for i, env in enumerate(envs)]
     obs = np.stack([o for o, _ in starts])
     goals = np.stack([g for _, g in starts])
     done = np.zeros(len(envs), bool)
-    success = np.zeros(len(envs), bool)
+    success = np.zeros((len(envs), 2), bool)
     steps: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "next_obs": []}
     for _ in range(spec.episode_len):
         actions = np.asarray(policy(obs, goals), np.float32)
         nxt = obs.copy()
         for i, env in enumerate(envs):
             if not done[i]:
-                nxt[i], success[i], done[i] = env.step(actions[i])
+                nxt[i], success[i, 0], done[i] = env.step(actions[i])
+                success[i, 1] |= success[i, 0]
         steps["obs"].append(obs)
         steps["action"].append(actions)
         steps["next_obs"].append(nxt)
@@ -162,14 +188,26 @@ def random_goal_policy(act_dim: int, seed: int) -> Any:
     return lambda obs, goal: rng.uniform(-1, 1, (len(obs), act_dim))
 
 
-def agent_goal_policy(agent: QRLAgent, deterministic: bool, key: jax.Array | None = None) -> Any:
-    """The agent as a `goal_rollout` policy; stochastic steps fold the step count into `key`."""
+def agent_goal_policy(
+    agent: QRLAgent,
+    deterministic: bool,
+    key: jax.Array | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Any:
+    """The agent as a `goal_rollout` policy; stochastic steps fold the step count into `key`.
+    `noise` > 0 adds N(0, noise^2) from a generator seeded with `seed`, then clips to [-1, 1]
+    (the official online QRL's exploration)."""
     step = [0]
+    rng = np.random.default_rng(seed)
 
     def policy(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
         k = None if key is None else jax.random.fold_in(key, step[0])
         step[0] += 1
-        return np.asarray(agent.act(obs, goal, deterministic=deterministic, key=k))
+        action = np.asarray(agent.act(obs, goal, deterministic=deterministic, key=k))
+        if noise > 0:
+            action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
+        return action
 
     return policy
 
@@ -177,8 +215,10 @@ def agent_goal_policy(agent: QRLAgent, deterministic: bool, key: jax.Array | Non
 def success_rate(
     agent: QRLAgent | None, env_name: str, episodes: int, seed: int = EVAL_SEED
 ) -> dict[str, float]:
-    """Success of deterministic episodes: per evaluation task (`task1`...) and overall.
-    `agent` None: uniformly random actions (the floor every figure is read against)."""
+    """Success of deterministic episodes at any step, as OGBench and the official QRL count
+    it: per evaluation task (`task1`...) and overall. Envs whose episodes go on after success
+    (Fetch) also report `success_last`, success at the last step. `agent` None: uniformly
+    random actions (the floor every figure is read against)."""
     envs = [make_goal_env(env_name, seed + i) for i in range(episodes)]
     try:
         spec = envs[0].spec
@@ -188,11 +228,15 @@ def success_rate(
             policy = random_goal_policy(spec.act_dim, seed)
         else:
             policy = agent_goal_policy(agent, deterministic=True)
+        last = []
         for task in tasks:
             _, success = goal_rollout(envs, policy, seed, task)
-            scores[f"task{task}" if task else "success"] = float(success.mean())
+            scores[f"task{task}" if task else "success"] = float(success[:, 1].mean())
+            last.append(float(success[:, 0].mean()))
         if spec.eval_tasks:
             scores["success"] = float(np.mean(list(scores.values())))
+        if not spec.ends_at_success:
+            scores["success_last"] = float(np.mean(last))
         return scores
     finally:
         for env in envs:
@@ -293,7 +337,9 @@ class GoalTrainer:
             policy = random_goal_policy(self.spec.act_dim, seed)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
-            policy = agent_goal_policy(self.agent, deterministic=False, key=key)
+            policy = agent_goal_policy(
+                self.agent, False, key, noise=cfg.exploration_noise, seed=seed
+            )
         episodes, _ = goal_rollout(self.envs, policy, seed)
         if episodes["obs"].shape[1] != self.spec.episode_len:
             raise RuntimeError(f"{cfg.env} ended episodes early: online QRL needs full episodes")
@@ -309,7 +355,14 @@ class GoalTrainer:
             return {}
         rng = np.random.default_rng([cfg.seed, c.epoch, 1])
         samples = [
-            sample_goal_batch(self.buffer, rng, cfg.batch_size, self.goal_index)
+            sample_goal_batch(
+                self.buffer,
+                rng,
+                cfg.batch_size,
+                self.goal_index,
+                cfg.actor_goals,
+                cfg.future_discount,
+            )
             for _ in range(cfg.grad_steps)
         ]
         batches = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
