@@ -1,5 +1,5 @@
 """`metra train | eval | plot | curves | export | compare | sweep | downstream | data | qrl |
-meta-train | meta-test | meta-compare`."""
+sac | meta-train | meta-test | meta-compare`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from metra import __version__
 from metra.agents import META_AGENTS, SKILL_AGENTS
+from metra.envs.gym_tasks import SAC_ENVS
 from metra.envs.meta import META_TASK_NAMES
 from metra.errors import MetraError
 from metra.presets import DEFAULT_PRESET, PRESETS
@@ -178,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qr.add_argument("overrides", nargs="*", metavar="key=value")
 
+    sa = sub.add_parser(
+        "sac",
+        help="plain SAC on a Gymnasium MuJoCo task reward (the backbone against SB3 and SBX)",
+        epilog=f"envs: {', '.join(f'{k} ({v})' for k, v in SAC_ENVS.items())}\n\noverrides: "
+        "key=value on the train or agent config, e.g. batch_size=256 agent.hidden=256,256",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sa.add_argument("--env", default="half_cheetah", choices=list(SAC_ENVS), metavar="NAME")
+    sa.add_argument("--steps", type=int, help="env steps (default 1M)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--out", help="run folder (default runs/sac-ENV-seedS); rerun resumes")
+    sa.add_argument("overrides", nargs="*", metavar="key=value")
+
     mt = sub.add_parser(
         "meta-train",
         help="context-based meta-RL (PEARL, CoCOA) on a task family; meta-test curves",
@@ -309,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.eval_episodes is not None:
                 overrides.append(f"eval_episodes={args.eval_episodes}")
             print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, overrides))
+        elif args.command == "sac":
+            from metra.train.sac import train_sac
+
+            print(train_sac(args.env, args.steps, args.seed, args.out, args.overrides))
         elif args.command == "meta-train":
             from metra.train.meta import train_meta
 
