@@ -1,6 +1,6 @@
-"""PEARL's data collection (oyster): collect until N transitions, which z each collection
-phase acts with, tasks drawn with replacement, and configs saved before these rules loading as
-what they trained."""
+"""PEARL's data collection and per-family configs (oyster): collect until N transitions, which
+z each collection phase acts with, tasks drawn with replacement, the family defaults, and
+configs saved before these rules loading as what they trained."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from metra.agents.pearl import PearlAgent, PearlConfig
 from metra.envs.meta import Task
+from metra.presets import apply_overrides
 from metra.train.meta import (
     MetaRunConfig,
     MetaTrainConfig,
@@ -156,6 +157,52 @@ def test_tasks_are_drawn_with_replacement(tmp_path, monkeypatch, with_replacemen
     draws = 5 if with_replacement else 2
     assert trainer.counters.env_steps == 2 * 10 + draws * (10 + 10)
     assert [trainer.replay.context_size(t) for t in (0, 1)] == [10, 10]
+
+
+def test_family_defaults_are_oysters_configs() -> None:
+    vel = MetaRunConfig.default("cheetah_vel", "pearl").train
+    assert (vel.context_size, vel.meta_batch, vel.grad_steps, vel.num_tasks_sample) == (
+        100,
+        16,
+        2000,
+        5,
+    )
+    assert (vel.num_steps_prior, vel.num_extra_rl_steps_posterior, vel.explore_trajectories) == (
+        400,
+        600,
+        2,
+    )
+    # PEARL's 0.4 updates per env step: 2000 per 5 tasks x (400 + 600) steps.
+    steps = vel.num_tasks_sample * (vel.num_steps_prior + vel.num_extra_rl_steps_posterior)
+    assert vel.grad_steps / steps == pytest.approx(0.4)
+    ant = MetaRunConfig.default("ant_dir", "cocoa").train
+    assert (ant.context_size, ant.meta_batch, ant.grad_steps, ant.eval_rollouts) == (
+        256,
+        4,
+        4000,
+        8,
+    )
+    assert (ant.num_tasks_sample, ant.num_steps_prior, ant.num_extra_rl_steps_posterior) == (
+        5,
+        400,
+        600,
+    )
+    assert ant.tasks_with_replacement and ant.collect_until == "transitions"
+    cheetah_dir = MetaRunConfig.default("cheetah_dir", "pearl").train
+    assert (cheetah_dir.context_size, cheetah_dir.meta_batch, cheetah_dir.grad_steps) == (
+        256,
+        4,
+        2000,
+    )
+    assert cheetah_dir.num_steps_prior == cheetah_dir.num_extra_rl_steps_posterior == 1000
+    assert MetaRunConfig.default("ant_goal", "pearl").agent.kl_weight == 1.0
+    walker = MetaRunConfig.default("walker_rand_params", "cocoa")
+    assert walker.agent.next_obs_in_context and walker.train.context_size == 100
+    assert MetaRunConfig.default("humanoid_dir", "pearl").train.context_size == 256
+    for name in ("point_goal", "ml1_reach"):  # no PEARL config: default.py's 64
+        assert MetaRunConfig.default(name, "pearl").train.context_size == 64
+    old = apply_overrides(MetaRunConfig.default("cheetah_vel", "pearl"), ["context_size=64"])
+    assert old.train.context_size == 64
 
 
 def test_configs_saved_before_the_pearl_rules_load_as_trained() -> None:

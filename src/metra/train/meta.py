@@ -8,6 +8,7 @@ and refills it with `num_steps_prior` steps with z from the prior, then
 the prior, each later one with z from the posterior of a fresh sample of that context. A
 collection of N steps runs whole episodes until the task has at least N transitions. Then
 `grad_steps` updates, each on a meta-batch of `meta_batch` tasks drawn with replacement.
+`MetaRunConfig.default` applies the family's own PEARL config (`FAMILY_DEFAULTS`).
 
 Meta-test, on every held-out task: `explore_trajectories` trajectories with z drawn from the
 prior, the posterior inferred from all their transitions, then one more trajectory with z
@@ -56,14 +57,14 @@ from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
 EVAL_SEED = 10_000  # meta-test episodes are seeded from here on
-# Families whose tasks differ in dynamics, not reward: PEARL puts s' in their context.
-NEXT_OBS_IN_CONTEXT = frozenset({"walker_rand_params"})
 COLLECT_RULES = ("transitions", "trajectories")
 
 
 @dataclass(frozen=True)
 class MetaTrainConfig:
-    """PEARL's schedule (its `configs/default.py`); steps are env steps of training."""
+    """PEARL's schedule: its `configs/default.py`, with the 600 posterior steps and the 2
+    exploration trajectories that all its MuJoCo configs set (`FAMILY_DEFAULTS` holds each
+    family's own values); steps are env steps of training."""
 
     task: str = "cheetah_vel"
     algo: str = "pearl"
@@ -76,7 +77,9 @@ class MetaTrainConfig:
     grad_steps: int = 2000  # updates per iteration
     meta_batch: int = 16  # tasks per update
     batch_size: int = 256  # RL transitions per task per update
-    context_size: int = 64  # context transitions per task per update (embedding batch)
+    # Context transitions per task per update and per posterior (PEARL's embedding_batch_size:
+    # 64 in default.py, 100 or 256 in the family configs).
+    context_size: int = 64
     replay_episodes: int = 1000  # episodes kept per train task
     chunk: int = 50  # updates per compiled call
     eval_every: int = 20_000  # env steps between meta-tests
@@ -114,6 +117,38 @@ class MetaTrainConfig:
         check_logger(self.logger)
 
 
+# PEARL's per-family configs (oyster's configs/<family>.json over default.py) as (train fields,
+# agent fields): num_train_steps_per_itr is grad_steps, embedding_batch_size context_size,
+# num_exp_traj_eval explore_trajectories, num_evals x the test tasks eval_rollouts. point_goal
+# (our own variant of the point robot) and Meta-World have no PEARL config: the defaults.
+_OYSTER_MUJOCO = dict(
+    num_initial_steps=2000, num_steps_prior=400, num_extra_rl_steps_posterior=600,
+    explore_trajectories=2,
+)  # fmt: skip
+_BIG_CONTEXT = dict(_OYSTER_MUJOCO, context_size=256)
+FAMILY_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "cheetah_vel": (dict(_OYSTER_MUJOCO, context_size=100, eval_rollouts=30), {}),
+    "cheetah_dir": (
+        dict(
+            _BIG_CONTEXT,
+            meta_batch=4,
+            num_steps_prior=1000,
+            num_extra_rl_steps_posterior=1000,
+            eval_rollouts=8,
+        ),
+        {},
+    ),
+    "ant_dir": (dict(_BIG_CONTEXT, meta_batch=4, grad_steps=4000, eval_rollouts=8), {}),
+    "ant_goal": (
+        dict(_BIG_CONTEXT, meta_batch=10, grad_steps=4000, eval_rollouts=30),
+        dict(kl_weight=1.0),
+    ),
+    "humanoid_dir": (dict(_BIG_CONTEXT, grad_steps=4000, eval_rollouts=30), {}),
+    "walker_rand_params": (
+        dict(_OYSTER_MUJOCO, meta_batch=10, grad_steps=4000, context_size=100, eval_rollouts=20),
+        dict(next_obs_in_context=True),  # its tasks differ in dynamics, not reward
+    ),
+}
 # Values of the fields that runs saved before these fields existed trained with.
 _BEFORE_FIDELITY_FIELDS = {
     "collect_until": "trajectories",
@@ -140,9 +175,10 @@ class MetaRunConfig:
 
     @classmethod
     def default(cls, task: str, algo: str) -> MetaRunConfig:
-        train = MetaTrainConfig(task=task, algo=algo)
-        agent = META_AGENTS[algo][0](next_obs_in_context=task in NEXT_OBS_IN_CONTEXT)
-        return cls(train, agent)
+        """PEARL's config of family `task` (`FAMILY_DEFAULTS` over the dataclass defaults)."""
+        train_fields, agent_fields = FAMILY_DEFAULTS.get(task, ({}, {}))
+        train = MetaTrainConfig(task=task, algo=algo, **train_fields)
+        return cls(train, META_AGENTS[algo][0](**agent_fields))
 
 
 @dataclass
