@@ -1,10 +1,14 @@
 """`metra meta-train`: context-based meta-RL (PEARL, CoCOA) on a task family, and meta-test.
 
-One iteration follows PEARL's schedule. The first also collects `num_initial_steps` on every
-train task with z from the prior. Then `num_tasks_sample` train tasks are drawn; each one's
-context is cleared and refilled by `num_steps_prior` steps with z from the prior, then
-`num_extra_rl_steps_posterior` steps with z from the posterior of that context go to the RL
-data only. Then `grad_steps` updates, each on a meta-batch of `meta_batch` tasks.
+One iteration follows PEARL's schedule (oyster's `MetaRLAlgorithm.train`). The first also
+collects `num_initial_steps` on every train task with z from the prior. Then
+`num_tasks_sample` train tasks are drawn with replacement; each draw clears its task's context
+and refills it with `num_steps_prior` steps with z from the prior, then
+`num_extra_rl_steps_posterior` steps go to the RL data only: the first trajectory with z from
+the prior, each later one with z from the posterior of a fresh sample of that context. A
+collection of N steps runs whole episodes until the task has at least N transitions. Then
+`grad_steps` updates, each on a meta-batch of `meta_batch` tasks drawn with replacement.
+`MetaRunConfig.default` applies the family's own PEARL config (`FAMILY_DEFAULTS`).
 
 Meta-test, on every held-out task: `explore_trajectories` trajectories with z drawn from the
 prior, the posterior inferred from all their transitions, then one more trajectory with z
@@ -15,6 +19,7 @@ deterministic throughout, as in PEARL's evaluation.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import time
@@ -52,13 +57,14 @@ from metra.train.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
 EVAL_SEED = 10_000  # meta-test episodes are seeded from here on
-# Families whose tasks differ in dynamics, not reward: PEARL puts s' in their context.
-NEXT_OBS_IN_CONTEXT = frozenset({"walker_rand_params"})
+COLLECT_RULES = ("transitions", "trajectories")
 
 
 @dataclass(frozen=True)
 class MetaTrainConfig:
-    """PEARL's schedule (its `configs/default.py`); steps are env steps of training."""
+    """PEARL's schedule: its `configs/default.py`, with the 600 posterior steps and the 2
+    exploration trajectories that all its MuJoCo configs set (`FAMILY_DEFAULTS` holds each
+    family's own values); steps are env steps of training."""
 
     task: str = "cheetah_vel"
     algo: str = "pearl"
@@ -71,13 +77,27 @@ class MetaTrainConfig:
     grad_steps: int = 2000  # updates per iteration
     meta_batch: int = 16  # tasks per update
     batch_size: int = 256  # RL transitions per task per update
-    context_size: int = 64  # context transitions per task per update (embedding batch)
+    # Context transitions per task per update and per posterior (PEARL's embedding_batch_size:
+    # 64 in default.py, 100 or 256 in the family configs).
+    context_size: int = 64
     replay_episodes: int = 1000  # episodes kept per train task
     chunk: int = 50  # updates per compiled call
     eval_every: int = 20_000  # env steps between meta-tests
     explore_trajectories: int = 2  # meta-test: trajectories with z from the prior
     eval_rollouts: int = 10  # meta-test: test tasks are repeated to at least this many envs
     logger: str = "csv"  # "wandb" also logs to Weights & Biases (pip install "metra[wandb]")
+    # "transitions" (PEARL's InPlacePathSampler): N steps on a task are whole episodes until it
+    # has >= N transitions, so episodes that end early (a falling ant) are followed by more.
+    # "trajectories": ceil(N / episode_len) episodes however short (runs made before this
+    # field existed).
+    collect_until: str = "transitions"
+    # True (PEARL's collect_data: clear_z, then infer_posterior after each trajectory): the
+    # first trajectory of the posterior-z collection acts with z from the prior. False: all
+    # from the posterior.
+    extra_rl_first_prior: bool = True
+    # True (PEARL): the tasks collected each iteration and each meta-batch's tasks are drawn
+    # with replacement. False: without, where there are enough tasks.
+    tasks_with_replacement: bool = True
 
     def __post_init__(self) -> None:
         require_counts(
@@ -90,7 +110,51 @@ class MetaTrainConfig:
             raise ValueError(f"unknown meta-RL algo {self.algo!r}; known: {', '.join(META_AGENTS)}")
         if self.num_steps_prior < 1:
             raise ValueError("num_steps_prior must be >= 1: the posterior needs context")
+        if self.collect_until not in COLLECT_RULES:
+            raise ValueError(
+                f"collect_until must be one of {COLLECT_RULES}, got {self.collect_until!r}"
+            )
         check_logger(self.logger)
+
+
+# PEARL's per-family configs (oyster's configs/<family>.json over default.py) as (train fields,
+# agent fields): num_train_steps_per_itr is grad_steps, embedding_batch_size context_size,
+# num_exp_traj_eval explore_trajectories, num_evals x the test tasks eval_rollouts. point_goal
+# (our own variant of the point robot) and Meta-World have no PEARL config: the defaults.
+_OYSTER_MUJOCO = dict(
+    num_initial_steps=2000, num_steps_prior=400, num_extra_rl_steps_posterior=600,
+    explore_trajectories=2,
+)  # fmt: skip
+_BIG_CONTEXT = dict(_OYSTER_MUJOCO, context_size=256)
+FAMILY_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "cheetah_vel": (dict(_OYSTER_MUJOCO, context_size=100, eval_rollouts=30), {}),
+    "cheetah_dir": (
+        dict(
+            _BIG_CONTEXT,
+            meta_batch=4,
+            num_steps_prior=1000,
+            num_extra_rl_steps_posterior=1000,
+            eval_rollouts=8,
+        ),
+        {},
+    ),
+    "ant_dir": (dict(_BIG_CONTEXT, meta_batch=4, grad_steps=4000, eval_rollouts=8), {}),
+    "ant_goal": (
+        dict(_BIG_CONTEXT, meta_batch=10, grad_steps=4000, eval_rollouts=30),
+        dict(kl_weight=1.0),
+    ),
+    "humanoid_dir": (dict(_BIG_CONTEXT, grad_steps=4000, eval_rollouts=30), {}),
+    "walker_rand_params": (
+        dict(_OYSTER_MUJOCO, meta_batch=10, grad_steps=4000, context_size=100, eval_rollouts=20),
+        dict(next_obs_in_context=True),  # its tasks differ in dynamics, not reward
+    ),
+}
+# Values of the fields that runs saved before these fields existed trained with.
+_BEFORE_FIDELITY_FIELDS = {
+    "collect_until": "trajectories",
+    "extra_rl_first_prior": False,
+    "tasks_with_replacement": False,
+}
 
 
 @dataclass(frozen=True)
@@ -105,14 +169,16 @@ class MetaRunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MetaRunConfig:
-        train = build_config(MetaTrainConfig, data["train"])
+        """A saved config; one saved before a field existed gets the value it trained with."""
+        train = build_config(MetaTrainConfig, {**_BEFORE_FIDELITY_FIELDS, **data["train"]})
         return cls(train, build_config(META_AGENTS[train.algo][0], data["agent"]))
 
     @classmethod
     def default(cls, task: str, algo: str) -> MetaRunConfig:
-        train = MetaTrainConfig(task=task, algo=algo)
-        agent = META_AGENTS[algo][0](next_obs_in_context=task in NEXT_OBS_IN_CONTEXT)
-        return cls(train, agent)
+        """PEARL's config of family `task` (`FAMILY_DEFAULTS` over the dataclass defaults)."""
+        train_fields, agent_fields = FAMILY_DEFAULTS.get(task, ({}, {}))
+        train = MetaTrainConfig(task=task, algo=algo, **train_fields)
+        return cls(train, META_AGENTS[algo][0](**agent_fields))
 
 
 @dataclass
@@ -233,6 +299,21 @@ def meta_test(
     return scores
 
 
+def distinct_rounds(draws: np.ndarray) -> list[np.ndarray]:
+    """Task draws split into rounds of distinct tasks, a task's k-th draw in round k.
+    Collecting round by round, the tasks of a round as one batch, is PEARL's draw-by-draw
+    collection: each draw clears its task's context before refilling it."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for task in draws.tolist():
+        k = seen.get(task, 0)
+        seen[task] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(task)
+    return [np.array(r) for r in rounds]
+
+
 def random_scores(
     run_dir: Path, family: MetaTasks, rollouts: int, seed: int = EVAL_SEED
 ) -> dict[str, float]:
@@ -287,29 +368,52 @@ class MetaTrainer:
         random_scores(self.run_dir, fam, cfg.eval_rollouts)
 
     def _collect(
-        self, tasks: np.ndarray, steps: int, posterior: bool, for_context: bool, seed: int
+        self,
+        tasks: np.ndarray,
+        steps: int,
+        prior_trajectories: float,
+        for_context: bool,
+        seed: int,
     ) -> None:
-        """Trajectories of train `tasks` until each has `steps` steps; z from the prior, or
-        from the posterior of the task's context, drawn anew for each trajectory."""
-        fam, agent = self.family, self.agent
-        envs = fam.make_envs([fam.train_tasks[i] for i in tasks])
+        """`steps` on each of the distinct train `tasks` (counted as `collect_until` says), one
+        trajectory of every task still collecting at a time. Trajectory j of a task acts with
+        z drawn from the prior while j < `prior_trajectories`, then from the posterior of a
+        fresh context sample (PEARL's collect_data, the posterior updated every trajectory)."""
+        fam, agent, cfg = self.family, self.agent, self.cfg
         key = jax.random.PRNGKey(seed)
         rng = np.random.default_rng(seed)
+        collected = np.zeros(len(tasks), np.int64)
+        active = np.zeros(len(tasks), bool)
+        envs: MetaEnvBatch | None = None
         try:
-            for j in range(math.ceil(steps / fam.episode_len)):
-                k_z, k_act = jax.random.split(jax.random.fold_in(key, j))
-                if posterior:
-                    ctx = self.replay.sample_context(rng, tasks, self.cfg.context_size)
-                    mu, var = agent.infer(jnp.asarray(ctx))
+            for j in itertools.count():
+                if cfg.collect_until == "transitions":
+                    wanted = collected < steps
                 else:
-                    mu, var = agent.prior(len(tasks))
+                    wanted = np.full(len(tasks), j < math.ceil(steps / fam.episode_len))
+                if not wanted.any():
+                    break
+                if envs is None or (wanted != active).any():  # tasks only ever drop out
+                    if envs is not None:
+                        envs.close()
+                    active = wanted
+                    envs = fam.make_envs([fam.train_tasks[i] for i in tasks[active]])
+                now = tasks[active]
+                k_z, k_act = jax.random.split(jax.random.fold_in(key, j))
+                if j < prior_trajectories:
+                    mu, var = agent.prior(len(now))
+                else:
+                    ctx = self.replay.sample_context(rng, now, cfg.context_size)
+                    mu, var = agent.infer(jnp.asarray(ctx))
                 policy = agent_policy(agent, sample_gaussian(k_z, mu, var), k_act)
                 run = rollout(envs, policy, fam.episode_len, seed + 100 * j)
-                for i, task in enumerate(tasks):
+                for i, task in enumerate(now):
                     self.replay.add(int(task), run.task(i), for_context)
+                collected[active] += run.episodes["length"]
                 self.counters.env_steps += int(run.episodes["length"].sum())
         finally:
-            envs.close()
+            if envs is not None:
+                envs.close()
 
     def _batches(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         """n meta-batches stacked on a leading axis."""
@@ -317,7 +421,8 @@ class MetaTrainer:
         window = self.agent.crop_window
         rows = []
         for _ in range(n):
-            tasks = rng.choice(num_train, cfg.meta_batch, replace=cfg.meta_batch > num_train)
+            replace = cfg.tasks_with_replacement or cfg.meta_batch > num_train
+            tasks = rng.choice(num_train, cfg.meta_batch, replace=replace)
             row = self.replay.sample_rl(rng, tasks, cfg.batch_size)
             row["context"] = self.replay.sample_context(rng, tasks, cfg.context_size)
             if window:
@@ -333,13 +438,19 @@ class MetaTrainer:
         num_train = len(self.family.train_tasks)
         if c.epoch == 0:
             everything = np.arange(num_train)
-            self._collect(everything, cfg.num_initial_steps, False, True, seed + 1)
-        tasks = rng.choice(num_train, min(cfg.num_tasks_sample, num_train), replace=False)
-        for task in tasks:
-            self.replay.clear_context(int(task))
-        self._collect(tasks, cfg.num_steps_prior, False, True, seed + 2)
-        if cfg.num_extra_rl_steps_posterior > 0:
-            self._collect(tasks, cfg.num_extra_rl_steps_posterior, True, False, seed + 3)
+            self._collect(everything, cfg.num_initial_steps, math.inf, True, seed + 1)
+        if cfg.tasks_with_replacement:
+            draws = rng.choice(num_train, cfg.num_tasks_sample)
+        else:
+            draws = rng.choice(num_train, min(cfg.num_tasks_sample, num_train), replace=False)
+        first_posterior = 1 if cfg.extra_rl_first_prior else 0
+        for r, tasks in enumerate(distinct_rounds(draws)):
+            for task in tasks:
+                self.replay.clear_context(int(task))
+            self._collect(tasks, cfg.num_steps_prior, math.inf, True, seed + 2 + 2 * r)
+            if cfg.num_extra_rl_steps_posterior > 0:
+                steps = cfg.num_extra_rl_steps_posterior
+                self._collect(tasks, steps, first_posterior, False, seed + 3 + 2 * r)
         c.epoch += 1
         rows = []
         for start in range(0, cfg.grad_steps, cfg.chunk):
