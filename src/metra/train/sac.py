@@ -7,9 +7,9 @@ after `learning_starts` uniformly random steps, as their `SAC` runs with `train_
 Per env step, two compiled calls: one stores the transition in a replay that lives on the
 device (donated, so written in place), one samples a batch there, takes the SAC step and picks
 the next action with the updated actor; nothing crosses to the host but the transition in and
-the action out. An epoch is one episode; each episode's reset seed, warm-up actions and keys are drawn
-from (seed, episode) or (seed, step), so a resumed run continues exactly (checkpoints fall
-on episode ends).
+the action out. An epoch is one episode; each episode's reset seed, warm-up actions and keys
+are drawn from (seed, episode) or (seed, step), so a resumed run continues exactly:
+checkpoints fall on episode ends, and a run ends with the episode that reaches `steps`.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ class SACTrainer:
             self.counters.env_steps if resume else None,
             wandb=self.cfg.logger == "wandb",
         )
+        self._random_return: float | None = None
         # keys of each step's learn_step and of each episode's first action under the actor
         self._step_key, self._first_key = jax.random.split(jax.random.PRNGKey(self.cfg.seed + 1))
 
@@ -209,7 +210,7 @@ class SACTrainer:
         obs, _ = self.env.reset(seed=seed)
         totals = {k: jnp.zeros(()) for k in METRIC_NAMES}
         updates, ret, done, action = 0, 0.0, False, None
-        while not done and c.env_steps < cfg.steps:
+        while not done:
             if c.env_steps < cfg.learning_starts:
                 action = rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
             elif action is None:  # the episode's first action under the actor
@@ -239,19 +240,32 @@ class SACTrainer:
             row.update(finite_metrics(means, f"env step {c.env_steps}"))
         return row
 
-    def evaluate(self) -> dict[str, float]:
-        """Mean return of deterministic episodes on fixed evaluation seeds."""
+    def _mean_return(self, act: Any) -> float:
+        """Mean return of `act(obs) -> action` over the fixed evaluation seeds."""
         returns = []
         for i in range(self.cfg.eval_episodes):
             obs, _ = self.env.reset(seed=EVAL_SEED + i)
             done, ret = False, 0.0
             while not done:
-                action = self.agent.act(obs[None].astype(np.float32), deterministic=True)[0]
-                obs, reward, terminated, truncated, _ = self.env.step(np.asarray(action))
+                obs, reward, terminated, truncated, _ = self.env.step(act(obs))
                 ret += float(reward)
                 done = terminated or truncated
             returns.append(ret)
-        return {"eval_return": float(np.mean(returns))}
+        return float(np.mean(returns))
+
+    def evaluate(self) -> dict[str, float]:
+        """Deterministic episodes on fixed evaluation seeds, beside a uniformly random
+        policy's return on the same seeds (the floor)."""
+        if self._random_return is None:
+            rng = np.random.default_rng(EVAL_SEED)
+            self._random_return = self._mean_return(
+                lambda obs: rng.uniform(-1.0, 1.0, self.act_dim)
+            )
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            return np.asarray(self.agent.act(obs[None].astype(np.float32), deterministic=True)[0])
+
+        return {"eval_return": self._mean_return(act), "random_return": self._random_return}
 
     def save(self) -> None:
         size = int(self.replay["size"])
