@@ -13,23 +13,9 @@ import pytest
 
 from metra.agents.qrl import QRLAgent, QRLConfig, actor_distance, push_transform
 from metra.envs.goals import GoalEnvSpec
-from metra.replay import episode_buffer, sample_goal_batch, truncated_geometric
+from metra.replay import sample_goal_batch, truncated_geometric
 from metra.train.goals import GoalRunConfig, agent_goal_policy, goal_rollout
-
-
-def _numbered_buffer(episodes: int = 40, length: int = 50) -> Any:
-    """Episode e, step t has obs (e, t) and next_obs (e, t + 1)."""
-    buffer = episode_buffer(episodes, length, 2, 1)
-    e, t = np.meshgrid(np.arange(episodes), np.arange(length), indexing="ij")
-    obs = np.stack([e, t], -1).astype(np.float32)
-    buffer.add(
-        {
-            "obs": obs,
-            "action": np.zeros((episodes, length, 1), np.float32),
-            "next_obs": obs + np.array([0, 1], np.float32),
-        }
-    )
-    return buffer
+from tests.test_qrl import _numbered_buffer
 
 
 def test_truncated_geometric_has_the_discounted_proportions_within_the_episode() -> None:
@@ -46,7 +32,9 @@ def test_truncated_geometric_has_the_discounted_proportions_within_the_episode()
 def test_mixed_actor_goals_are_half_random_half_geometric_future() -> None:
     rng = np.random.default_rng(1)
     n = 20_000
-    batch = sample_goal_batch(_numbered_buffer(), rng, n, actor_goals="mixed", future_discount=0.9)
+    batch = sample_goal_batch(
+        _numbered_buffer(40, 50), rng, n, actor_goals="mixed", future_discount=0.9
+    )
     obs, goal = batch["obs"], batch["actor_goal"]
     future, random = slice(n // 2, None), slice(None, n // 2)
     assert (goal[future, 0] == obs[future, 0]).all()  # same episode, at or after s'
@@ -59,10 +47,10 @@ def test_mixed_actor_goals_are_half_random_half_geometric_future() -> None:
     # the random half comes from other episodes about 39 times in 40
     assert abs((goal[random, 0] != obs[random, 0]).mean() - 39 / 40) < 0.01
     # "future" (OGBench's, the default) stays the uniform later state of the same episode
-    plain = sample_goal_batch(_numbered_buffer(), rng, 2000)
+    plain = sample_goal_batch(_numbered_buffer(40, 50), rng, 2000)
     assert (plain["actor_goal"][:, 0] == plain["obs"][:, 0]).all()
     with pytest.raises(ValueError, match="actor_goals"):
-        sample_goal_batch(_numbered_buffer(), rng, 4, actor_goals="random")
+        sample_goal_batch(_numbered_buffer(40, 50), rng, 4, actor_goals="random")
 
 
 def test_online_default_is_the_official_online_qrl() -> None:
