@@ -59,7 +59,8 @@ def read_config(run_dir: Path) -> RunConfig:
     except (KeyError, TypeError) as err:
         raise RunFolderError(
             f"{Path(run_dir) / 'config.json'} is not a skill run's config (no field {err}): "
-            "is it a qrl, meta-train or downstream run?"
+            "is it a qrl, sac, meta-train or downstream run? (a sac run logs its "
+            "evaluations in progress.csv)"
         ) from None
 
 
