@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from metra.agents import SKILL_AGENTS
-from metra.agents.cic import apt_reward, info_nce, knn_distances, update_moments
+from metra.agents.cic import apt_reward, knn_distances, update_moments
 from metra.agents.dads import DADSAgent, DADSConfig, batch_norm, dads_reward, init_batch_stats
 from metra.agents.diayn import DIAYNAgent, DIAYNConfig, diayn_log_likelihood
 from metra.agents.lsd import LSDAgent, LSDConfig
+from metra.losses import gaussian_log_density, info_nce
 
 OBS, ACT, D = 5, 2, 4
 
@@ -289,8 +290,8 @@ def test_representations_start_xavier_uniform_with_zero_biases(cls, config_cls, 
 
 def test_info_nce_is_minimal_when_positives_align() -> None:
     eye = jnp.eye(4)
-    aligned = float(info_nce(eye, eye, 0.5))
-    shuffled = float(info_nce(eye, eye[jnp.array([1, 2, 3, 0])], 0.5))
+    aligned = float(info_nce(eye @ eye.T / 0.5))
+    shuffled = float(info_nce(eye @ eye[jnp.array([1, 2, 3, 0])].T / 0.5))
     assert aligned == pytest.approx(np.log(1 + 3 * np.exp(-2.0)), rel=1e-5)
     assert shuffled > aligned
 
@@ -314,3 +315,9 @@ def test_running_moments_match_numpy() -> None:
     data = np.concatenate(chunks)
     np.testing.assert_allclose(moments[:2], [data.mean(), data.var()], rtol=1e-4)
     assert float(moments[2]) == pytest.approx(data.size)
+
+
+def test_gaussian_log_density_by_hand() -> None:
+    # log N(1; 0, 2^2) = -1/8 - log 2 - log(2 pi) / 2
+    got = float(gaussian_log_density(jnp.array(0.5), jnp.log(2.0)))
+    assert got == pytest.approx(-0.125 - np.log(2.0) - 0.5 * np.log(2 * np.pi), rel=1e-6)

@@ -6,6 +6,7 @@ from metra.cli import main
 from tests.conftest import TINY
 
 
+@pytest.mark.slow
 def test_train_eval_plot_from_the_command_line(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert (
@@ -67,3 +68,19 @@ def test_train_with_another_algorithm(tmp_path) -> None:
     assert config["agent"]["hidden"] == [32, 32]  # and so do the overrides
     with pytest.raises(SystemExit):
         main(["train", "--algo", "vic"])
+
+
+@pytest.mark.parametrize("command", [["qrl"], ["sac"], ["meta-train"]])
+def test_every_training_command_resumes_with_resume(command, tmp_path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*command, "--resume", str(empty)]) == 2
+    assert "has no checkpoint to resume from" in capsys.readouterr().err
+    assert main([*command, "--resume", str(empty), "--out", str(tmp_path / "x")]) == 2
+    assert "give --out or --resume, not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "flag"), [(["qrl"], "--env"), (["meta-train"], "--task")])
+def test_a_new_run_names_its_env(command, flag, capsys) -> None:
+    assert main(command) == 2
+    assert f"{flag} is required (or --resume RUN_DIR)" in capsys.readouterr().err

@@ -5,10 +5,11 @@ import csv
 import pytest
 
 from metra.compare import compare, final_table
-from metra.train.checkpoint import saved_env_steps
+from metra.run.checkpoint import saved_env_steps
 from tests.conftest import TINY
 
 
+@pytest.mark.slow
 def test_compare_two_algorithms(tmp_path) -> None:
     out = tmp_path / "cmp"
     overrides = [*TINY[1:], "eval_every=800"]

@@ -125,6 +125,7 @@ def test_downstream_rejects_skills_of_another_env(tmp_path) -> None:
         DownstreamConfig.default("ant_multi_goals", True, skill_steps=0)
 
 
+@pytest.mark.slow
 def test_downstream_end_to_end_on_tiny_ant_skills(tmp_path) -> None:
     skills = train("ant", steps=1600, out=tmp_path / "ant", overrides=TINY[1:], progress=False)
     small = dict(min_replay=32, batch_size=16, grad_steps=2, eval_every=1600, eval_episodes=4)

@@ -31,6 +31,7 @@ OFFICIAL_ANT = {"mean": {2: 0.7022}, "std": {0: 0.6247, 1: 0.6196, 2: 0.1718}}
     ("env", "official", "episodes"),
     [("half_cheetah", OFFICIAL_HALF_CHEETAH, 2000), ("ant", OFFICIAL_ANT, 2000)],
 )
+@pytest.mark.slow
 def test_normalizer_rule_gives_the_official_statistics(env, official, episodes) -> None:
     with closing(make_env(env, 0, 100)) as batch:
         mean, std = random_rollout_statistics(batch, episodes, 50, seed=0)

@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 
 from metra.data import FIELDS, generate_pointmaze, load_dataset, save_dataset
-from metra.envs.goals import (
-    GOAL_ENV_NAMES,
-    MazeOracle,
-    goal_env_spec,
-    make_goal_env,
-    patch_gymnasium_robotics,
-)
+from metra.envs.goals import GOAL_ENV_NAMES, goal_env_spec, make_goal_env
+from metra.envs.maze import MazeOracle
+from metra.envs.robotics import patch_gymnasium_robotics
 
 
 @pytest.mark.parametrize("name", GOAL_ENV_NAMES)

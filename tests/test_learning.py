@@ -4,6 +4,8 @@ reproduces the figures the README states for the default preset."""
 import re
 from pathlib import Path
 
+import pytest
+
 import metra
 
 README = Path(__file__).parents[1] / "README.md"
@@ -17,6 +19,7 @@ def readme_point_figures() -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
+@pytest.mark.slow
 def test_metra_point_coverage_beats_random_policy(tmp_path) -> None:
     run = metra.train("point", out=tmp_path / "run", progress=False)  # the full preset, ~1 min
     result = metra.evaluate(run)

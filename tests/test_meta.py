@@ -13,8 +13,6 @@ from metra.agents.cocoa import (
     CocoaAgent,
     CocoaConfig,
     bhattacharyya_similarity,
-    info_nce,
-    momentum_update,
 )
 from metra.agents.pearl import (
     PearlAgent,
@@ -25,15 +23,10 @@ from metra.agents.pearl import (
 )
 from metra.cli import main
 from metra.envs.meta import make_meta_tasks
+from metra.eval.meta import agent_policy, episode_context, rollout
+from metra.losses import info_nce
 from metra.replay import TaskReplay
-from metra.train.meta import (
-    agent_policy,
-    compare_runs,
-    episode_context,
-    meta_test_rows,
-    rollout,
-    train_meta,
-)
+from metra.train.meta import compare_runs, meta_test_rows, train_meta
 
 SMALL = (
     *("num_initial_steps=40", "num_steps_prior=40", "num_extra_rl_steps_posterior=40"),
@@ -103,14 +96,6 @@ def test_info_nce_is_minimal_when_positives_align() -> None:
     assert float(info_nce(jnp.zeros((8, 8)))) == pytest.approx(np.log(8), rel=1e-6)
 
 
-def test_momentum_update_is_exact() -> None:
-    key = {"w": jnp.array([1.0, 2.0]), "b": {"c": jnp.array(4.0)}}
-    query = {"w": jnp.array([3.0, -2.0]), "b": {"c": jnp.array(0.0)}}
-    out = momentum_update(key, query, 0.75)
-    np.testing.assert_allclose(out["w"], [1.5, 1.0])
-    assert float(out["b"]["c"]) == pytest.approx(3.0)
-
-
 def _random_batch(rng: np.random.Generator, agent: PearlAgent, k: int = 2) -> dict:
     m, b, n, d, a = 3, 8, 6, 4, 2
     c = context_dim(d, a, agent.config.next_obs_in_context)
@@ -137,7 +122,10 @@ def test_cocoa_update_moves_the_key_encoder_by_momentum(similarity: str) -> None
     assert agent.crop_window == 3
     new, metrics = agent.update(_random_batch(np.random.default_rng(0), agent, k=1))
     assert np.isfinite(float(metrics["infonce"])) and "contrastive_accuracy" in metrics
-    expected = momentum_update(agent.key_encoder, new.encoder.params["encoder"], config.momentum)
+    m = config.momentum  # theta_k <- m theta_k + (1 - m) theta_q
+    expected = jax.tree.map(
+        lambda k, q: m * k + (1 - m) * q, agent.key_encoder, new.encoder.params["encoder"]
+    )
     for got, want in zip(jax.tree.leaves(new.key_encoder), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert ("bilinear" in new.encoder.params) == (similarity == "bilinear")
@@ -226,6 +214,7 @@ def test_rollout_and_meta_test_context_follow_the_episode() -> None:
     assert set(family.train_tasks[0]) == {"goal"}
 
 
+@pytest.mark.slow
 def test_meta_train_writes_curves_and_resumes(tmp_path) -> None:
     out = tmp_path / "run"
     # The first iteration collects 2 episodes on each of 40 train tasks, then 5 x 4 episodes.
@@ -260,6 +249,7 @@ def test_meta_train_rejects_bad_input(tmp_path) -> None:
     assert main(["meta-train", "--task", "point_goal", "--out", str(tmp_path / "c"), "zzz=1"]) == 2
 
 
+@pytest.mark.slow
 def test_pearl_learns_to_adapt_on_point_goal(tmp_path) -> None:
     """After 20k env steps PEARL's posterior beats both random actions and its own prior-z
     exploration on held-out goals. Measured with one XLA thread: -12.5 against -15.1 and

@@ -13,12 +13,12 @@ import metra
 from metra.agents.diayn import DIAYNAgent, DIAYNConfig
 from metra.agents.metra import MetraAgent, MetraConfig
 from metra.envs import env_spec, make_env
-from metra.eval.run import plot
 from metra.eval.skills import random_rollout, skill_metrics
 from metra.networks import PixelEncoder, conv_output_size
 from metra.replay import FrameReplay
 from metra.rollout import Trajectories
 from metra.train.online import skill_replay, store
+from metra.train.runs import plot
 
 SMALL = ["hidden=32,32", "encoder_channels=8,8,8,8"]
 
@@ -145,6 +145,7 @@ def test_kitchen_tasks_counts_subtasks_any_trajectory_completes() -> None:
     assert metrics["coverage"] == len(np.unique(np.floor(coords[..., :3].reshape(-1, 3)), axis=0))
 
 
+@pytest.mark.slow
 def test_short_pixel_run_writes_eval_and_video(tmp_path) -> None:
     overrides = [
         *SMALL,

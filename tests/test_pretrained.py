@@ -42,6 +42,7 @@ def test_shipped_agent_loads_acts_and_moves(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", GOAL_REACHERS)
+@pytest.mark.slow
 def test_shipped_goal_reacher_beats_a_random_policy(name: str) -> None:
     """Two deterministic episodes per OGBench task (10 in all) against uniform random actions
     from the same starts; its 5 x 50 figure is in RUN/eval.json."""

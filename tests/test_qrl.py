@@ -15,10 +15,10 @@ from scipy.stats import spearmanr
 
 from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.data import generate_pointmaze, save_dataset
-from metra.envs.grid import GridWorld
 from metra.replay import episode_buffer, sample_goal_batch
+from metra.run.logs import read_progress
 from metra.train.goals import GoalRunConfig, GoalTrainer, dataset_episodes, train_qrl
-from metra.train.logging import read_progress
+from tests.grid import GridWorld
 
 SMALL = QRLConfig(hidden=(64, 64), latent_dim=32, components=4)
 
@@ -94,6 +94,7 @@ def test_grid_world_distances_are_asymmetric() -> None:
     assert np.isfinite(dist).all()
 
 
+@pytest.mark.slow
 def test_offline_qrl_distances_rank_like_shortest_paths() -> None:
     """Offline QRL on random-walk data: learned d(s, g) against breadth-first-search
     distances over all ordered cell pairs. An untrained critic scores far lower."""
@@ -123,6 +124,7 @@ def test_offline_qrl_distances_rank_like_shortest_paths() -> None:
     assert (learned < learned.T)[one_way].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_offline_run_end_to_end_and_resume(tmp_path: Path) -> None:
     data_file = tmp_path / "maze.npz"
     save_dataset(data_file, generate_pointmaze("pointmaze-medium", 4, 100, progress=False))
@@ -158,6 +160,7 @@ def test_offline_run_end_to_end_and_resume(tmp_path: Path) -> None:
     assert result["episodes_per_task"] == 1 and (shipped / "eval.json").exists()
 
 
+@pytest.mark.slow
 def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:
     config = GoalRunConfig.default("fetch_reach")
     config = dataclasses.replace(

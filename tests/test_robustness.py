@@ -20,8 +20,8 @@ from metra.api import resolve_config
 from metra.cli import main
 from metra.envs import env_spec
 from metra.errors import DamagedFileError, RunBusyError
+from metra.run.checkpoint import load_arrays, load_checkpoint
 from metra.run.folder import RunDir, dumps
-from metra.train.checkpoint import load_arrays, load_checkpoint
 from metra.train.online import create_agent, skill_replay
 from tests.conftest import TINY
 
@@ -97,6 +97,19 @@ def test_out_that_is_a_file_or_someone_elses_folder_is_refused_at_once(tmp_path,
     assert "is not empty and not a metra run folder" in err[1]
     assert (mine / "config.json").read_text() == '{"my": "settings"}'
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "argv", [["qrl", "--env", "fetch_reach"], ["sac", "--env", "half_cheetah"]]
+)
+def test_algo_override_on_a_one_algorithm_command_is_one_line(argv, tmp_path, capsys) -> None:
+    assert main([*argv, "--steps", "100", "--out", str(tmp_path / "run"), "algo=crl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "metra: error: algo=crl: this command trains one algorithm and has no algo= override"
+        " (metra train takes algo=, metra meta-train --algo)"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 # ---- checkpoints and datasets that verify themselves ------------------------------------------
@@ -179,6 +192,7 @@ def test_json_outputs_are_strict() -> None:
 # ---- signals ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_143_and_skips_the_evaluation(tmp_path) -> None:
     run = tmp_path / "run"
     argv = ["train", "--out", str(run), *TINY, "total_steps=400000", "log_every=800"]

@@ -27,6 +27,7 @@ def test_polyak_target_update_is_exact() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sac_alone_learns_a_task_reward() -> None:
     """A one-step task (mask 0): reward -||a - a*||^2 with a* depending on the state's sign."""
     rng = np.random.default_rng(0)

@@ -11,9 +11,9 @@ import pytest
 import metra
 from metra.cli import main
 from metra.compare import final_table
+from metra.run.checkpoint import checkpoint_dir, saved_env_steps
+from metra.run.logs import read_progress
 from metra.sweep import Trial, make_trials, parse_grid, sweep
-from metra.train.checkpoint import checkpoint_dir, saved_env_steps
-from metra.train.logging import read_progress
 from tests.conftest import TINY
 
 # TINY without its total_steps, two evaluations, and a quick normalizer (the trials are timed).
@@ -36,6 +36,7 @@ def test_grid_and_trial_names() -> None:
         sweep(["point"], ["metra"], 1, {"nope": ["1"]}, 800, progress=False)
 
 
+@pytest.mark.slow
 def test_sweep_runs_resumes_and_skips(tmp_path, capsys) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "sweep"
@@ -77,7 +78,7 @@ def test_missing_ray_and_lazy_imports(tmp_path, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match=r'pip install "metra\[ray\]"'):
         sweep(["point"], ["metra"], 1, {}, 800, tmp_path, OVERRIDES, progress=False)
     code = (
-        "import sys, metra, metra.cli, metra.sweep, metra.train.logging; "
+        "import sys, metra, metra.cli, metra.sweep, metra.run.logs; "
         "print(sorted({'ray', 'wandb'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -12,7 +12,7 @@ from metra.api import resolve_config
 from metra.envs import env_spec
 from metra.errors import RunInterrupted
 from metra.presets import RunConfig
-from metra.train.checkpoint import load_checkpoint, save_checkpoint
+from metra.run.checkpoint import load_checkpoint, save_checkpoint
 from metra.train.online import SkillTrainer, create_agent
 from tests.conftest import TINY
 
@@ -77,6 +77,7 @@ def test_checkpoint_round_trip_gives_identical_actions(tiny_config, tmp_path) ->
     # Overlapped: the first call collects two epochs, so 3 update blocks reach 3200 steps.
     [("serial", 4), ("overlapped", 3)],
 )
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_config, tmp_path, collect, epochs) -> None:
     tiny_config = tiny_config.with_train(collect=collect)
     straight = _run(tiny_config, tmp_path / "straight")
@@ -96,6 +97,7 @@ def test_resume_continues_exactly(tiny_config, tmp_path, collect, epochs) -> Non
     assert strip(_rows(resumed)) == strip(_rows(straight))
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_other_seed_other_run(tiny_config, tmp_path) -> None:
     small = _with_steps(tiny_config, 1600)
     a = metra.load(_run(small, tmp_path / "a"))

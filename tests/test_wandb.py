@@ -14,8 +14,8 @@ import pytest
 
 import metra
 from metra.cli import main
+from metra.run.logs import WANDB_ID_FILE
 from metra.train.goals import train_qrl
-from metra.train.logging import WANDB_ID_FILE
 from metra.train.meta import train_meta
 from tests.conftest import TINY
 
@@ -84,6 +84,7 @@ def progress_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_wandb_logs_the_progress_scalars_and_plots(tmp_path, monkeypatch) -> None:
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -24,9 +24,9 @@ except metadata.PackageNotFoundError:  # run from a source tree that was never i
 
 _ENTRY_POINTS = {
     "train": "metra.api",
-    "evaluate": "metra.eval.run",
-    "export": "metra.eval.run",
-    "load": "metra.eval.run",
+    "evaluate": "metra.train.runs",
+    "export": "metra.train.runs",
+    "load": "metra.train.runs",
 }
 __all__ = ["__version__", *_ENTRY_POINTS]
 

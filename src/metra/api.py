@@ -11,8 +11,8 @@ from metra.presets import (
     preset_config,
     resume_overrides,
 )
+from metra.run.checkpoint import saved_env_steps
 from metra.run.folder import RunDir, resumed_total
-from metra.train.checkpoint import saved_env_steps
 from metra.train.online import SkillTrainer, read_config
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from metra import __version__
 from metra.agents import META_AGENTS, SKILL_AGENTS
@@ -12,13 +16,479 @@ from metra.envs.gym_tasks import SAC_ENVS
 from metra.envs.meta import META_TASK_NAMES
 from metra.errors import MetraError
 from metra.presets import DEFAULT_PRESET, PRESETS
-from metra.run.folder import dumps
+from metra.run.folder import RunDir, dumps
 
 
 def _preset_table() -> str:
     return "presets:\n" + "\n".join(
         f"  {name:<14} {desc}" for name, (desc, _, _) in PRESETS.items()
     )
+
+
+# ---- arguments, shared and per command -------------------------------------------------------
+
+
+def _run_arguments(
+    parser: argparse.ArgumentParser, steps: str, out: str, seed: bool = True
+) -> None:
+    """The vocabulary every training command shares: --steps, --seed, --out, --resume and
+    key=value overrides."""
+    parser.add_argument("--steps", type=int, metavar="N", help=steps)
+    if seed:
+        parser.add_argument("--seed", type=int, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--out", metavar="DIR", help=out)
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR (its own config; --steps may raise the total)",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        metavar="NAME",
+        help=f"one of: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
+    )
+    p.add_argument(
+        "--algo",
+        choices=list(SKILL_AGENTS),
+        help=f"skill-discovery algorithm: {', '.join(SKILL_AGENTS)} (default metra)",
+    )
+    _run_arguments(
+        p, "total env steps (default: the preset's)", "run folder (default runs/PRESET-seedS)"
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help='also log to Weights & Biases (logger=wandb; pip install "metra[wandb]")',
+    )
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
+    p.add_argument(
+        "--goals",
+        type=int,
+        default=50,
+        help="goals for goal reaching (default 50); a QRL run: episodes per task",
+    )
+    p.add_argument(
+        "--goal-range", type=float, help="goals within +-R of the start (default: the env's)"
+    )
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), metavar="NAME")
+    p.add_argument(
+        "--algos",
+        default=",".join(SKILL_AGENTS),
+        help=f"comma-separated (default {','.join(SKILL_AGENTS)})",
+    )
+    p.add_argument("--steps", type=int, help="env steps per run (default: the preset's)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per algorithm (3)")
+    p.add_argument("--workers", type=int, help="runs at once (default: one per CPU core)")
+    p.add_argument("--out", help="folder of the runs and plots (default runs/compare-PRESET)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--presets", default=DEFAULT_PRESET, help="comma-separated preset names")
+    p.add_argument("--algos", default="metra", help="comma-separated (default metra)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per trial (3)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="an override's values, one trial each (repeatable; ';' splits values that hold "
+        "commas: agent.hidden=64,64;256,256)",
+    )
+    p.add_argument("--steps", type=int, help="env steps per trial (default: the preset's)")
+    p.add_argument("--out", help="folder of the trials and plots (default runs/sweep)")
+    p.add_argument("--address", help="a running Ray cluster (ray.init address, e.g. auto)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default 1)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial")
+
+
+def _downstream_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a skill run (its env must match the task's)")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="ant_multi_goals (ant skills), half_cheetah_goal or half_cheetah_hurdle "
+        "(half_cheetah skills)",
+    )
+    p.add_argument("--steps", type=int, help="low-level env steps per agent (400000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default RUN_DIR/downstream/TASK)")
+    p.add_argument("--no-flat", action="store_true", help="skip the flat SAC baseline")
+    p.add_argument("--skill-steps", type=int, default=25, help="K, low-level steps per skill (25)")
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env", help="pointmaze-medium or pointmaze-large")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes (1000, as OGBench)")
+    p.add_argument("--episode-len", type=int, default=1000, help="steps per episode (1000)")
+    p.add_argument("--noise", type=float, default=0.5, help="action noise std (0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--goals",
+        default="ogbench",
+        choices=("ogbench", "cells"),
+        help="ogbench: vertex cells with +-1 noise (default); cells: any free cell's center",
+    )
+    p.add_argument("--out", help="npz file (default data/ENV-navigate-Nep.npz)")
+
+
+def _qrl_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", help="a goal env (required for a new run)")
+    p.add_argument("--data", help="offline dataset (npz); without it QRL trains online")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        help="evaluation episodes per task (default 50, as OGBench; fewer for quick runs)",
+    )
+    _run_arguments(
+        p,
+        "gradient steps offline, env steps online",
+        "run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes",
+    )
+
+
+def _sac_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="half_cheetah", choices=list(SAC_ENVS), metavar="NAME")
+    _run_arguments(
+        p, "env steps (default 1M)", "run folder (default runs/sac-ENV-seedS); rerun resumes"
+    )
+
+
+def _meta_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=META_TASK_NAMES, metavar="NAME", help="a task family")
+    p.add_argument("--algo", default="pearl", choices=list(META_AGENTS))
+    _run_arguments(
+        p,
+        "training env steps (default 1M)",
+        "run folder (default runs/meta-TASK-ALGO-seedS); rerun resumes",
+    )
+
+
+def _meta_test_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--rollouts", type=int, help="test-task rollouts (default: the run's)")
+
+
+def _meta_compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="folder for compare.csv and compare.png")
+    p.add_argument("--metric", default="test_return", help="test_return or test_success")
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="a new folder, e.g. pretrained/ant-metra")
+
+
+def _curves_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="path without suffix, e.g. docs/img/hc")
+
+
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--skills", type=int, default=48)
+    p.add_argument("--video", action="store_true", help="also write plots/skills.mp4")
+
+
+# ---- running a command -----------------------------------------------------------------------
+# Each imports its workflow when it runs, so `metra --help` never imports jax, flax or MuJoCo.
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _resume_or_new(args: argparse.Namespace, required: str) -> Path | None:
+    """The folder to continue for --resume (which must hold a checkpoint), else None; a new
+    run then needs `required` (e.g. --env)."""
+    if args.resume is None:
+        if getattr(args, required) is None:
+            raise ValueError(f"--{required} is required (or --resume RUN_DIR)")
+        return None
+    if args.out is not None:
+        raise ValueError("give --out or --resume, not both: --resume continues that folder")
+    run = RunDir(args.resume)
+    run.check_resume()
+    return run.path
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from metra.api import train
+    from metra.train.runs import evaluate
+
+    if args.resume and (args.seed is not None or args.out or args.algo or args.preset):
+        raise ValueError("--resume takes the seed, folder, algo and preset from the run")
+    run_dir = train(
+        preset=args.preset or DEFAULT_PRESET,
+        steps=args.steps,
+        seed=args.seed,
+        out=args.out,
+        overrides=[*args.overrides, *(["logger=wandb"] if args.wandb else [])],
+        resume=args.resume,
+        algo=args.algo,
+    )
+    if not args.no_eval:
+        print(dumps(evaluate(run_dir)))
+
+
+def _run_eval(args: argparse.Namespace) -> None:
+    from metra.train.runs import evaluate
+
+    print(
+        dumps(
+            evaluate(args.run_dir, skills=args.skills, goals=args.goals, goal_range=args.goal_range)
+        )
+    )
+
+
+def _run_compare(args: argparse.Namespace) -> None:
+    from metra.compare import compare, final_table
+
+    paths = compare(
+        preset=args.preset,
+        algos=_comma_list(args.algos),
+        steps=args.steps,
+        seeds=args.seeds,
+        out=args.out,
+        workers=args.workers,
+        overrides=args.overrides,
+    )
+    print(final_table(paths[0]))
+    print("\n".join(str(p) for p in paths))
+
+
+def _run_sweep(args: argparse.Namespace) -> None:
+    from metra.compare import final_table
+    from metra.sweep import parse_grid, sweep
+
+    summaries = sweep(
+        presets=_comma_list(args.presets),
+        algos=_comma_list(args.algos),
+        seeds=args.seeds,
+        grid=parse_grid(args.grid),
+        steps=args.steps,
+        out=args.out,
+        overrides=args.overrides,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        cpus_per_trial=args.cpus_per_trial,
+    )
+    for csv_path, png in summaries:
+        print(f"{final_table(csv_path)}\n{csv_path}\n{png}")
+
+
+def _run_downstream(args: argparse.Namespace) -> None:
+    from metra.train.downstream import run_downstream
+
+    paths = run_downstream(
+        skill_run=args.run_dir,
+        task=args.task,
+        steps=args.steps,
+        seed=args.seed,
+        out=args.out,
+        flat=not args.no_flat,
+        skill_steps=args.skill_steps,
+    )
+    print("\n".join(str(p) for p in paths))
+
+
+def _run_data(args: argparse.Namespace) -> None:
+    from metra.data import generate_pointmaze, save_dataset
+
+    name = f"{args.env}-navigate-{args.episodes}ep.npz"
+    out = Path(args.out or f"data/{name}")
+    if out.is_dir():  # a folder: the default file name inside it
+        out = out / name
+    data = generate_pointmaze(
+        name=args.env,
+        episodes=args.episodes,
+        episode_len=args.episode_len,
+        noise=args.noise,
+        seed=args.seed,
+        goals=args.goals,
+    )
+    save_dataset(out, data)
+    print(out)
+
+
+def _run_workflow(
+    args: argparse.Namespace,
+    train: Callable[..., Path],
+    required: str,
+    overrides: list[str],
+    **named: Any,
+) -> None:
+    """A training command of the shared vocabulary: a new run in --out (which needs
+    `required`), or --resume of a folder with a checkpoint."""
+    resume = _resume_or_new(args, required)
+    out = resume or args.out
+    print(train(steps=args.steps, seed=args.seed or 0, out=out, overrides=overrides, **named))
+
+
+def _run_qrl(args: argparse.Namespace) -> None:
+    from metra.train.goals import train_qrl
+
+    overrides = list(args.overrides)
+    if args.eval_episodes is not None:
+        overrides.append(f"eval_episodes={args.eval_episodes}")
+    _run_workflow(args, train_qrl, "env", overrides, env=args.env, data=args.data)
+
+
+def _run_sac(args: argparse.Namespace) -> None:
+    from metra.train.sac import train_sac
+
+    _run_workflow(args, train_sac, "env", args.overrides, env=args.env)
+
+
+def _run_meta_train(args: argparse.Namespace) -> None:
+    from metra.train.meta import train_meta
+
+    _run_workflow(args, train_meta, "task", args.overrides, task=args.task, algo=args.algo)
+
+
+def _run_meta_test(args: argparse.Namespace) -> None:
+    from metra.train.meta import evaluate_run
+
+    print(dumps(evaluate_run(args.run_dir, rollouts=args.rollouts)))
+
+
+def _run_meta_compare(args: argparse.Namespace) -> None:
+    from metra.train.meta import compare_runs
+
+    for path in compare_runs(args.run_dirs, out=args.out, metric=args.metric):
+        print(path)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from metra.train.runs import export
+
+    print(export(args.run_dir, args.out))
+
+
+def _run_curves(args: argparse.Namespace) -> None:
+    from metra.eval.plots import write_diagnostics
+
+    for path in write_diagnostics([Path(p) for p in args.run_dirs], Path(args.out)):
+        print(path)
+
+
+def _run_plot(args: argparse.Namespace) -> None:
+    from metra.train.runs import plot
+
+    for path in plot(args.run_dir, skills=args.skills, video=args.video):
+        print(path)
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+OVERRIDES_HELP = "overrides: key=value on the train or agent config, e.g. "
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its help line, its arguments, and what it runs."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+    epilog: str = ""
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command(
+        "train a preset into a run folder",
+        _train_arguments,
+        _run_train,
+        _preset_table() + "\n\n" + OVERRIDES_HELP + "grad_steps=10 agent.hidden=256,256 lr=3e-4"
+        "\n--resume with overrides of step sizes and cadences only: lr, log_every, eval_every, "
+        "checkpoint_every, eval_skills, logger",
+    ),
+    "eval": Command(
+        "coverage and goal reaching; writes RUN_DIR/eval.json", _eval_arguments, _run_eval
+    ),
+    "compare": Command(
+        "train several algorithms x seeds on a preset; plot coverage against env steps",
+        _compare_arguments,
+        _run_compare,
+        _preset_table(),
+    ),
+    "sweep": Command(
+        'presets x algorithms x seeds x override grids on Ray Tune (pip install "metra[ray]")',
+        _sweep_arguments,
+        _run_sweep,
+        _preset_table() + "\n\nexample: metra sweep --presets point --algos metra,lsd --seeds 2 "
+        "--grid agent.lr=1e-4,3e-4 --out runs/sweep-lr\n"
+        "a rerun of the same command skips finished trials and resumes the others",
+    ),
+    "downstream": Command(
+        "hierarchical SAC over a run's frozen skills on a task, against flat SAC",
+        _downstream_arguments,
+        _run_downstream,
+    ),
+    "data": Command(
+        "generate an offline goal-reaching dataset (OGBench's navigate protocol)",
+        _data_arguments,
+        _run_data,
+    ),
+    "qrl": Command(
+        "Quasimetric RL: offline from a `metra data` file, or online without one",
+        _qrl_arguments,
+        _run_qrl,
+        "envs: pointmaze-medium, pointmaze-large (offline), fetch_reach, fetch_push (online)\n\n"
+        + OVERRIDES_HELP
+        + "batch_size=256 agent.hidden=256,256,256 quasimetric=mrn",
+    ),
+    "sac": Command(
+        "plain SAC on a Gymnasium MuJoCo task reward (the backbone against SB3 and SBX)",
+        _sac_arguments,
+        _run_sac,
+        f"envs: {', '.join(f'{k} ({v})' for k, v in SAC_ENVS.items())}\n\n"
+        + OVERRIDES_HELP
+        + "batch_size=256 agent.hidden=256,256",
+    ),
+    "meta-train": Command(
+        "context-based meta-RL (PEARL, CoCOA) on a task family; meta-test curves",
+        _meta_train_arguments,
+        _run_meta_train,
+        f"tasks: {', '.join(META_TASK_NAMES)}\n\n"
+        + OVERRIDES_HELP
+        + "grad_steps=200 meta_batch=8 agent.hidden=256,256 window=16",
+    ),
+    "meta-test": Command(
+        "meta-test a meta-train run; writes meta_test.json", _meta_test_arguments, _run_meta_test
+    ),
+    "meta-compare": Command(
+        "meta-test curves of runs (seeds averaged per algorithm)",
+        _meta_compare_arguments,
+        _run_meta_compare,
+    ),
+    "export": Command(
+        "copy a run's weights (no optimizer state or replay) to ship it",
+        _export_arguments,
+        _run_export,
+    ),
+    "curves": Command(
+        "diagnostics of skill runs side by side: OUT.csv and OUT.png",
+        _curves_arguments,
+        _run_curves,
+    ),
+    "plot": Command("skill trajectories, phi space, coverage curve", _plot_arguments, _run_plot),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,337 +500,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"metra {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    tr = sub.add_parser(
-        "train",
-        help="train a preset into a run folder",
-        epilog=_preset_table()
-        + "\n\noverrides: key=value on the train or agent config, e.g. grad_steps=10 "
-        "agent.hidden=256,256 lr=3e-4",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    tr.add_argument(
-        "--preset",
-        choices=list(PRESETS),
-        metavar="NAME",
-        help=f"one of: {', '.join(PRESETS)} (default {DEFAULT_PRESET})",
-    )
-    tr.add_argument(
-        "--algo",
-        choices=list(SKILL_AGENTS),
-        help=f"skill-discovery algorithm: {', '.join(SKILL_AGENTS)} (default metra)",
-    )
-    tr.add_argument("--steps", type=int, help="total env steps (default: the preset's)")
-    tr.add_argument("--seed", type=int, help="random seed (default 0)")
-    tr.add_argument("--out", help="run folder (default runs/PRESET-seedS)")
-    tr.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        help="continue the run in RUN_DIR (with --steps, and overrides of step sizes and "
-        "cadences only: lr, log_every, eval_every, checkpoint_every, eval_skills, logger)",
-    )
-    tr.add_argument("--no-eval", action="store_true", help="skip `metra eval` after training")
-    tr.add_argument(
-        "--wandb",
-        action="store_true",
-        help='also log to Weights & Biases (logger=wandb; pip install "metra[wandb]")',
-    )
-    tr.add_argument("overrides", nargs="*", metavar="key=value")
-
-    ev = sub.add_parser("eval", help="coverage and goal reaching; writes RUN_DIR/eval.json")
-    ev.add_argument("run_dir")
-    ev.add_argument("--skills", type=int, default=48, help="skills to roll out (default 48)")
-    ev.add_argument(
-        "--goals",
-        type=int,
-        default=50,
-        help="goals for goal reaching (default 50); a QRL run: episodes per task",
-    )
-    ev.add_argument(
-        "--goal-range", type=float, help="goals within +-R of the start (default: the env's)"
-    )
-
-    cp = sub.add_parser(
-        "compare",
-        help="train several algorithms x seeds on a preset; plot coverage against env steps",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_preset_table(),
-    )
-    cp.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), metavar="NAME")
-    cp.add_argument(
-        "--algos",
-        default=",".join(SKILL_AGENTS),
-        help=f"comma-separated (default {','.join(SKILL_AGENTS)})",
-    )
-    cp.add_argument("--steps", type=int, help="env steps per run (default: the preset's)")
-    cp.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per algorithm (3)")
-    cp.add_argument("--workers", type=int, help="runs at once (default: one per CPU core)")
-    cp.add_argument("--out", help="folder of the runs and plots (default runs/compare-PRESET)")
-    cp.add_argument("overrides", nargs="*", metavar="key=value")
-
-    sw = sub.add_parser(
-        "sweep",
-        help='presets x algorithms x seeds x override grids on Ray Tune (pip install "metra[ray]")',
-        epilog=_preset_table()
-        + "\n\nexample: metra sweep --presets point --algos metra,lsd --seeds 2 "
-        "--grid agent.lr=1e-4,3e-4 --out runs/sweep-lr\n"
-        "a rerun of the same command skips finished trials and resumes the others",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sw.add_argument("--presets", default=DEFAULT_PRESET, help="comma-separated preset names")
-    sw.add_argument("--algos", default="metra", help="comma-separated (default metra)")
-    sw.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per trial (3)")
-    sw.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="an override's values, one trial each (repeatable; ';' splits values that hold "
-        "commas: agent.hidden=64,64;256,256)",
-    )
-    sw.add_argument("--steps", type=int, help="env steps per trial (default: the preset's)")
-    sw.add_argument("--out", help="folder of the trials and plots (default runs/sweep)")
-    sw.add_argument("--address", help="a running Ray cluster (ray.init address, e.g. auto)")
-    sw.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-    sw.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default 1)")
-    sw.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial")
-
-    ds = sub.add_parser(
-        "downstream",
-        help="hierarchical SAC over a run's frozen skills on a task, against flat SAC",
-    )
-    ds.add_argument("run_dir", help="a skill run (its env must match the task's)")
-    ds.add_argument(
-        "--task",
-        required=True,
-        help="ant_multi_goals (ant skills), half_cheetah_goal or half_cheetah_hurdle "
-        "(half_cheetah skills)",
-    )
-    ds.add_argument("--steps", type=int, help="low-level env steps per agent (400000)")
-    ds.add_argument("--seed", type=int, default=0)
-    ds.add_argument("--out", help="output folder (default RUN_DIR/downstream/TASK)")
-    ds.add_argument("--no-flat", action="store_true", help="skip the flat SAC baseline")
-    ds.add_argument("--skill-steps", type=int, default=25, help="K, low-level steps per skill (25)")
-
-    da = sub.add_parser(
-        "data",
-        help="generate an offline goal-reaching dataset (OGBench's navigate protocol)",
-    )
-    da.add_argument("env", help="pointmaze-medium or pointmaze-large")
-    da.add_argument("--episodes", type=int, default=1000, help="episodes (1000, as OGBench)")
-    da.add_argument("--episode-len", type=int, default=1000, help="steps per episode (1000)")
-    da.add_argument("--noise", type=float, default=0.5, help="action noise std (0.5)")
-    da.add_argument("--seed", type=int, default=0)
-    da.add_argument(
-        "--goals",
-        default="ogbench",
-        choices=("ogbench", "cells"),
-        help="ogbench: vertex cells with +-1 noise (default); cells: any free cell's center",
-    )
-    da.add_argument("--out", help="npz file (default data/ENV-navigate-Nep.npz)")
-
-    qr = sub.add_parser(
-        "qrl",
-        help="Quasimetric RL: offline from a `metra data` file, or online without one",
-        epilog="envs: pointmaze-medium, pointmaze-large (offline), fetch_reach, fetch_push "
-        "(online)\n\noverrides: key=value on the train or agent config, e.g. batch_size=256 "
-        "agent.hidden=256,256,256 quasimetric=mrn",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    qr.add_argument("--env", required=True)
-    qr.add_argument("--data", help="offline dataset (npz); without it QRL trains online")
-    qr.add_argument("--steps", type=int, help="gradient steps offline, env steps online")
-    qr.add_argument("--seed", type=int, default=0)
-    qr.add_argument("--out", help="run folder (default runs/qrl-ENV-MODE-seedS); rerun resumes")
-    qr.add_argument(
-        "--eval-episodes",
-        type=int,
-        help="evaluation episodes per task (default 50, as OGBench; fewer for quick runs)",
-    )
-    qr.add_argument("overrides", nargs="*", metavar="key=value")
-
-    sa = sub.add_parser(
-        "sac",
-        help="plain SAC on a Gymnasium MuJoCo task reward (the backbone against SB3 and SBX)",
-        epilog=f"envs: {', '.join(f'{k} ({v})' for k, v in SAC_ENVS.items())}\n\noverrides: "
-        "key=value on the train or agent config, e.g. batch_size=256 agent.hidden=256,256",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sa.add_argument("--env", default="half_cheetah", choices=list(SAC_ENVS), metavar="NAME")
-    sa.add_argument("--steps", type=int, help="env steps (default 1M)")
-    sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--out", help="run folder (default runs/sac-ENV-seedS); rerun resumes")
-    sa.add_argument("overrides", nargs="*", metavar="key=value")
-
-    mt = sub.add_parser(
-        "meta-train",
-        help="context-based meta-RL (PEARL, CoCOA) on a task family; meta-test curves",
-        epilog=f"tasks: {', '.join(META_TASK_NAMES)}\n\noverrides: key=value on the train or "
-        "agent config, e.g. grad_steps=200 meta_batch=8 agent.hidden=256,256 window=16",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    mt.add_argument("--task", required=True, choices=META_TASK_NAMES, metavar="NAME")
-    mt.add_argument("--algo", default="pearl", choices=list(META_AGENTS))
-    mt.add_argument("--steps", type=int, help="training env steps (default 1M)")
-    mt.add_argument("--seed", type=int, default=0)
-    mt.add_argument("--out", help="run folder (default runs/meta-TASK-ALGO-seedS); rerun resumes")
-    mt.add_argument("overrides", nargs="*", metavar="key=value")
-
-    me = sub.add_parser("meta-test", help="meta-test a meta-train run; writes meta_test.json")
-    me.add_argument("run_dir")
-    me.add_argument("--rollouts", type=int, help="test-task rollouts (default: the run's)")
-
-    mc = sub.add_parser(
-        "meta-compare", help="meta-test curves of runs (seeds averaged per algorithm)"
-    )
-    mc.add_argument("run_dirs", nargs="+")
-    mc.add_argument("--out", required=True, help="folder for compare.csv and compare.png")
-    mc.add_argument("--metric", default="test_return", help="test_return or test_success")
-
-    ex = sub.add_parser(
-        "export", help="copy a run's weights (no optimizer state or replay) to ship it"
-    )
-    ex.add_argument("run_dir")
-    ex.add_argument("--out", required=True, help="a new folder, e.g. pretrained/ant-metra")
-
-    cu = sub.add_parser(
-        "curves", help="diagnostics of skill runs side by side: OUT.csv and OUT.png"
-    )
-    cu.add_argument("run_dirs", nargs="+")
-    cu.add_argument("--out", required=True, help="path without suffix, e.g. docs/img/hc")
-
-    pl = sub.add_parser("plot", help="skill trajectories, phi space, coverage curve")
-    pl.add_argument("run_dir")
-    pl.add_argument("--skills", type=int, default=48)
-    pl.add_argument("--video", action="store_true", help="also write plots/skills.mp4")
+    for name, command in COMMANDS.items():
+        command.arguments(
+            sub.add_parser(
+                name,
+                help=command.help,
+                epilog=command.epilog or None,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            from metra.api import train
-            from metra.eval.run import evaluate
-
-            if args.resume and (args.seed is not None or args.out or args.algo or args.preset):
-                raise ValueError("--resume takes the seed, folder, algo and preset from the run")
-            run_dir = train(
-                args.preset or DEFAULT_PRESET,
-                args.steps,
-                args.seed,
-                args.out,
-                [*args.overrides, *(["logger=wandb"] if args.wandb else [])],
-                args.resume,
-                algo=args.algo,
-            )
-            if not args.no_eval:
-                print(dumps(evaluate(run_dir)))
-        elif args.command == "compare":
-            from metra.compare import compare, final_table
-
-            algos = [a.strip() for a in args.algos.split(",") if a.strip()]
-            paths = compare(
-                args.preset,
-                algos,
-                args.steps,
-                args.seeds,
-                args.out,
-                args.workers,
-                args.overrides,
-            )
-            print(final_table(paths[0]))
-            print("\n".join(str(p) for p in paths))
-        elif args.command == "sweep":
-            from metra.compare import final_table
-            from metra.sweep import parse_grid, sweep
-
-            summaries = sweep(
-                [p.strip() for p in args.presets.split(",") if p.strip()],
-                [a.strip() for a in args.algos.split(",") if a.strip()],
-                args.seeds,
-                parse_grid(args.grid),
-                args.steps,
-                args.out,
-                args.overrides,
-                args.address,
-                args.num_cpus,
-                args.cpus_per_trial,
-            )
-            for csv_path, png in summaries:
-                print(f"{final_table(csv_path)}\n{csv_path}\n{png}")
-        elif args.command == "downstream":
-            from metra.train.downstream import run_downstream
-
-            paths = run_downstream(
-                args.run_dir,
-                args.task,
-                args.steps,
-                args.seed,
-                args.out,
-                flat=not args.no_flat,
-                skill_steps=args.skill_steps,
-            )
-            print("\n".join(str(p) for p in paths))
-        elif args.command == "data":
-            from pathlib import Path
-
-            from metra.data import generate_pointmaze, save_dataset
-
-            name = f"{args.env}-navigate-{args.episodes}ep.npz"
-            out = Path(args.out or f"data/{name}")
-            if out.is_dir():  # a folder: the default file name inside it
-                out = out / name
-            data = generate_pointmaze(
-                args.env, args.episodes, args.episode_len, args.noise, args.seed, goals=args.goals
-            )
-            save_dataset(out, data)
-            print(out)
-        elif args.command == "qrl":
-            from metra.train.goals import train_qrl
-
-            overrides = list(args.overrides)
-            if args.eval_episodes is not None:
-                overrides.append(f"eval_episodes={args.eval_episodes}")
-            print(train_qrl(args.env, args.data, args.steps, args.seed, args.out, overrides))
-        elif args.command == "sac":
-            from metra.train.sac import train_sac
-
-            print(train_sac(args.env, args.steps, args.seed, args.out, args.overrides))
-        elif args.command == "meta-train":
-            from metra.train.meta import train_meta
-
-            print(train_meta(args.task, args.algo, args.steps, args.seed, args.out, args.overrides))
-        elif args.command == "meta-test":
-            from metra.train.meta import evaluate_run
-
-            print(dumps(evaluate_run(args.run_dir, args.rollouts)))
-        elif args.command == "meta-compare":
-            from metra.train.meta import compare_runs
-
-            for path in compare_runs(args.run_dirs, args.out, args.metric):
-                print(path)
-        elif args.command == "curves":
-            from pathlib import Path
-
-            from metra.eval.plots import write_diagnostics
-
-            for path in write_diagnostics([Path(p) for p in args.run_dirs], Path(args.out)):
-                print(path)
-        elif args.command == "export":
-            from metra.eval.run import export
-
-            print(export(args.run_dir, args.out))
-        elif args.command == "eval":
-            from metra.eval.run import evaluate
-
-            result = evaluate(args.run_dir, args.skills, args.goals, args.goal_range)
-            print(dumps(result))
-        else:
-            from metra.eval.run import plot
-
-            for path in plot(args.run_dir, args.skills, args.video):
-                print(path)
+        COMMANDS[args.command].run(args)
     except MetraError as err:
         print(f"metra: {err}" if err.exit_code > 128 else f"metra: error: {err}", file=sys.stderr)
         return err.exit_code

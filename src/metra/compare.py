@@ -23,8 +23,8 @@ from metra.api import resolve_config
 from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, evaluation_count, random_coverage
 from metra.presets import RunConfig
-from metra.train.checkpoint import saved_env_steps
-from metra.train.logging import read_progress
+from metra.run.checkpoint import saved_env_steps
+from metra.run.logs import read_progress
 
 # One XLA thread per process when several runs share the CPU, so they do not oversubscribe it.
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from metra.envs.goals import GoalEnvSpec, PointMaze, make_goal_env
+from metra.envs.goals import GoalEnvSpec, make_goal_env
+from metra.envs.maze import PointMaze
 from metra.errors import DamagedFileError
 
 __all__ = ["FIELDS", "generate_pointmaze", "load_dataset", "save_dataset"]

@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from metra.losses import gaussian_log_density
+
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 GARAGE_LOG_STD_MIN = math.log(1e-6)  # garage's min_std = 1e-6, which the official METRA keeps
 
@@ -163,8 +165,7 @@ def sample_tanh_gaussian(
     noise = jax.random.normal(key, mean.shape)
     pre = mean + std * noise
     action = jnp.tanh(pre)
-    log_prob = -0.5 * (noise**2 + 2 * log_std + jnp.log(2 * jnp.pi))
-    log_prob -= tanh_log_det(pre, action, logdet)
+    log_prob = gaussian_log_density(noise, log_std) - tanh_log_det(pre, action, logdet)
     return action, log_prob.sum(-1)
 
 

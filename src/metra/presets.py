@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from metra.agents import SKILL_AGENTS
 from metra.errors import RunFolderError
+from metra.run.config import SectionedConfig, build_config
 
 
 def require_counts(config: Any, *names: str) -> None:
@@ -96,34 +97,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(SectionedConfig):
     """Everything that defines a run; written as config.json in the run folder."""
+
+    TRAIN: ClassVar[type] = TrainConfig
 
     preset: str
     train: TrainConfig
     agent: Any = field(default=None)  # the algorithm's config dataclass
 
-    def with_train(self, **changes: Any) -> RunConfig:
-        """A copy with some train fields replaced (validated like any TrainConfig)."""
-        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        train = build_config(TrainConfig, data["train"])
-        agent_cls = algo_classes(train.algo)[0]
-        return cls(preset=data["preset"], train=train, agent=build_config(agent_cls, data["agent"]))
-
-
-def build_config(cls: type, values: dict[str, Any]) -> Any:
-    """A dataclass from JSON values, turning lists back into tuples (JSON has no tuples and
-    no config field holds a list)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}
-    )
+    def agent_class(cls, train: TrainConfig) -> type:
+        return algo_classes(train.algo)[0]
 
 
 def algo_classes(name: str) -> tuple[type, type]:
@@ -264,6 +249,11 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
     pairs = [_split(item) for item in overrides]
     for key, text in pairs:
         if key in ("algo", "train.algo"):
+            if not hasattr(config.train, "algo"):
+                raise ValueError(
+                    f"algo={text}: this command trains one algorithm and has no algo= override"
+                    " (metra train takes algo=, metra meta-train --algo)"
+                )
             config = with_algo(config, text)
     sections = {"train": config.train, "agent": config.agent}
     for key, text in pairs:

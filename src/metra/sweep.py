@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from metra.agents import SKILL_AGENTS
-from metra.api import resolve_config
+from metra.api import resolve_config, train
 from metra.compare import SINGLE_THREAD_XLA, summarize
-from metra.train.checkpoint import saved_env_steps
-from metra.train.logging import read_progress
+from metra.run.checkpoint import saved_env_steps
+from metra.run.logs import read_progress
 
 RAY_INSTALL = 'pip install "metra[ray]"'
 
@@ -97,8 +97,6 @@ def make_trials(
 def run_trial(config: dict[str, Any]) -> None:
     """The Tune trainable: train (or resume) one trial's run folder to its budget, then
     report each of its evaluations (coverage against env steps) to Tune."""
-    from metra.api import train
-
     _, tune = import_tune()
     spec = config["trial"]
     run_dir, steps = Path(spec["run_dir"]), int(spec["steps"])

@@ -21,6 +21,7 @@ from flax.training.train_state import TrainState
 
 from metra.agents.base import Batch, Metrics
 from metra.agents.skill import SkillAgent, SkillConfig
+from metra.losses import info_nce
 from metra.networks import MLP
 
 
@@ -58,12 +59,6 @@ class CICNetwork(nn.Module):
 
     def embed(self, obs: jax.Array) -> jax.Array:
         return self.state_net(obs)
-
-
-def info_nce(query: jax.Array, key: jax.Array, temperature: float) -> jax.Array:
-    """Cross-entropy of picking key i for query i among all keys of the batch."""
-    logits = query @ key.T / temperature
-    return -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1)).mean()
 
 
 def knn_distances(source: jax.Array, target: jax.Array, k: int) -> jax.Array:
@@ -118,7 +113,7 @@ class CICAgent(SkillAgent):
 
         def loss(params: Any) -> jax.Array:
             query, key = self.cic_state.apply_fn(params, obs, next_obs, batch["latent"])
-            return info_nce(query, key, cfg.contrastive_temperature)
+            return info_nce(query @ key.T / cfg.contrastive_temperature)
 
         value, grads = jax.value_and_grad(loss)(self.cic_state.params)
         agent = self.replace(cic_state=self.cic_state.apply_gradients(grads=grads))

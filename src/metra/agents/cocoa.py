@@ -28,9 +28,11 @@ from typing import Any
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
+import optax
 
 from metra.agents.base import Batch, Metrics
 from metra.agents.pearl import PearlAgent, PearlConfig, kl_to_unit_gaussian
+from metra.losses import info_nce
 
 SIMILARITIES = ("bhattacharyya", "bilinear")
 
@@ -58,16 +60,6 @@ def bhattacharyya_similarity(
     """-(mu_q - mu_k)^T Sigma^-1 (mu_q - mu_k), Sigma = (Sigma_q + Sigma_k) / 2, diagonal
     covariances, over broadcastable batches."""
     return -(((mu_q - mu_k) ** 2) / (0.5 * (var_q + var_k))).sum(-1)
-
-
-def info_nce(logits: jax.Array) -> jax.Array:
-    """InfoNCE of a [B, B] similarity matrix whose positives lie on the diagonal."""
-    return -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1)).mean()
-
-
-def momentum_update(key_params: Any, query_params: Any, momentum: float) -> Any:
-    """theta_k <- m theta_k + (1 - m) theta_q, leaf by leaf."""
-    return jax.tree.map(lambda k, q: momentum * k + (1.0 - momentum) * q, key_params, query_params)
 
 
 class CocoaAgent(PearlAgent):
@@ -115,7 +107,8 @@ class CocoaAgent(PearlAgent):
         }
 
     def _after_step(self) -> CocoaAgent:
-        key = momentum_update(
-            self.key_encoder, self.encoder.params["encoder"], self.config.momentum
+        # theta_k <- m theta_k + (1 - m) theta_q
+        key = optax.incremental_update(
+            self.encoder.params["encoder"], self.key_encoder, 1.0 - self.config.momentum
         )
         return self.replace(key_encoder=key)

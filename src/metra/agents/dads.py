@@ -20,6 +20,7 @@ from flax.training.train_state import TrainState
 
 from metra.agents.base import Batch, Metrics
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
+from metra.losses import gaussian_log_density
 from metra.networks import MLP, kernel_inits
 
 # The official torch.nn.BatchNorm1d(momentum=0.01) (eps is torch's default).
@@ -109,7 +110,7 @@ class DADSAgent(SkillAgent):
     def _log_q(self, params: Any, obs: jax.Array, delta: jax.Array, z: jax.Array) -> jax.Array:
         """log N(delta; mu(s, z), I) for the model's (standardized) input and target."""
         mean = self.dyn_state.apply_fn(params, jnp.concatenate([obs, z], -1))
-        return -0.5 * ((delta - mean) ** 2).sum(-1) - 0.5 * delta.shape[-1] * jnp.log(2 * jnp.pi)
+        return gaussian_log_density(delta - mean, 0.0).sum(-1)
 
     def _inputs(self, batch: Batch, train: bool) -> tuple[jax.Array, jax.Array, dict]:
         """The model's input state and target change, and the batch-norm statistics after

@@ -20,6 +20,7 @@ from flax.training.train_state import TrainState
 
 from metra.agents.base import Batch, Metrics
 from metra.agents.skill import SkillAgent, SkillConfig
+from metra.losses import gaussian_log_density
 from metra.networks import GARAGE_LOG_STD_MIN, LECUN, MLP, Initializer, kernel_inits
 
 
@@ -51,8 +52,7 @@ def diayn_log_likelihood(
     if discrete:
         log_q = (jax.nn.log_softmax(out) * z).sum(-1)
         return log_q + jnp.log(d) if subtract_log_prior else log_q
-    scaled = (z - out) * jnp.exp(-log_std)
-    return (-0.5 * scaled**2 - log_std).sum(-1) - 0.5 * d * jnp.log(2 * jnp.pi)
+    return gaussian_log_density((z - out) * jnp.exp(-log_std), log_std).sum(-1)
 
 
 class Discriminator(nn.Module):

@@ -21,6 +21,7 @@ import numpy as np
 
 from metra.envs.base import EnvSpec
 from metra.envs.pixels import FRAME, FRAME_STACK, PixelBatch
+from metra.envs.robotics import patch_gymnasium_robotics
 
 KITCHEN = EnvSpec(
     name="kitchen_pixel",
@@ -84,8 +85,6 @@ class KitchenPixels(PixelBatch):
             OBS_ELEMENT_GOALS,
             OBS_ELEMENT_INDICES,
         )
-
-        from metra.envs.goals import patch_gymnasium_robotics
 
         patch_gymnasium_robotics()
         gym.register_envs(gymnasium_robotics)

@@ -28,6 +28,7 @@ import numpy as np
 
 from metra.envs import env_spec
 from metra.envs.base import EnvSpec
+from metra.envs.locomotion import GymLocomotion
 
 MJX_ENVS = ("half_cheetah",)
 # Ant on MJX leaves the MuJoCo trajectory when its feet make contact (measured 2026-12-02:
@@ -108,8 +109,6 @@ def make_mjx_env(name: str) -> MJXEnv:
         raise ValueError(f"no MJX backend for {name!r} yet: {NOT_YET[name]}")
     if name not in MJX_ENVS:
         raise ValueError(f"no MJX backend for {name!r}; it has {', '.join(MJX_ENVS)}")
-    from metra.envs.locomotion import GymLocomotion
-
     mjx = import_mjx()
     gym_env = GymLocomotion(env_spec(name), num_envs=1)._envs[0]
     try:

@@ -17,6 +17,7 @@ import numpy as np
 from metra.envs import EnvSpec
 from metra.eval.skills import coverage_coords, in_chunks, random_coverage
 from metra.rollout import Trajectories
+from metra.run.logs import read_progress
 
 
 def skill_colors(latents: np.ndarray) -> np.ndarray:
@@ -126,8 +127,6 @@ def line_plot(
 def plot_coverage_curve(run_dir: Path, env_name: str, episodes: int) -> Path | None:
     """plots/coverage.png from progress.csv, beside the coverage of `episodes` uniformly
     random episodes of `env_name` (None before the first evaluation)."""
-    from metra.train.logging import read_progress
-
     rows = [r for r in read_progress(run_dir) if r.get("coverage")]
     if not rows:
         return None
@@ -157,8 +156,6 @@ DIAGNOSTICS = (
 def write_diagnostics(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
     """OUT.csv (run, env_steps and every diagnostic, the last value logged at or before each
     evaluation) and OUT.png (one panel per diagnostic, one line per run) for skill runs."""
-    from metra.train.logging import read_progress
-
     table: list[dict[str, str]] = []
     for run_dir in run_dirs:
         last: dict[str, str] = {}

@@ -28,13 +28,15 @@ from typing import Any
 from metra.errors import RunBusyError, RunFolderError
 
 CONFIG_FILE = "config.json"
+PROGRESS_FILE = "progress.csv"
+EVAL_FILE = "eval.json"
 LOCK_FILE = ".lock"
 CHECKPOINTS = "checkpoints"
 # What a run folder may hold before its first checkpoint, so restarting it loses nothing of
 # the user's (every other file means the folder is not a run's).
 RUN_ENTRIES = frozenset(
-    {CONFIG_FILE, LOCK_FILE, CHECKPOINTS, "progress.csv", "progress.tmp", "tb", "plots"}
-    | {"eval.json", "meta_test.json", "meta_test.csv", "random.json", "success.png"}
+    {CONFIG_FILE, LOCK_FILE, CHECKPOINTS, PROGRESS_FILE, "progress.tmp", "tb", "plots"}
+    | {EVAL_FILE, "meta_test.json", "meta_test.csv", "random.json", "success.png"}
     | {"downstream", "wandb", "wandb_id.txt"}
 )
 

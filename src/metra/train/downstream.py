@@ -23,11 +23,12 @@ from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
 from metra.presets import require_counts
 from metra.rollout import rollout
+from metra.run.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.run.folder import RunDir
-from metra.train.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
-from metra.train.logging import RunLogger, read_progress
-from metra.train.loop import run_epochs
-from metra.train.online import epoch_seed, skill_replay, store
+from metra.run.logs import RunLogger, read_progress
+from metra.run.loop import run_epochs
+from metra.train.online import epoch_seed, read_config, skill_replay, store
+from metra.train.runs import load
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,6 @@ def run_downstream(
 ) -> tuple[Path, Path]:
     """Train the hierarchical agent on the frozen skills of `skill_run` (and flat SAC, unless
     `flat` is False) on `task`; an existing OUT resumes. Returns (csv, png)."""
-    from metra.eval.run import load
-    from metra.train.online import read_config
-
     skill_run = Path(skill_run)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")

@@ -10,35 +10,35 @@ reaches its goal at any step (Fetch, whose episodes go on, also reports the last
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
 
 from metra.agents.qrl import QRLAgent, QRLConfig
+from metra.data import load_dataset
 from metra.envs.goals import GoalEnv, GoalEnvSpec, goal_env_spec, make_goal_env
 from metra.eval.plots import Curve, line_plot
 from metra.presets import (
     apply_overrides,
-    build_config,
     check_logger,
     require_counts,
     resume_overrides,
 )
 from metra.replay import ACTOR_GOALS, ReplayBuffer, episode_buffer, sample_goal_batch
-from metra.run.folder import RunDir, resumed_total, write_json
-from metra.train.checkpoint import (
+from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_checkpoint,
     read_state,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger, import_wandb, read_progress
-from metra.train.loop import finite_metrics, run_epochs
+from metra.run.config import SectionedConfig
+from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
+from metra.run.logs import RunLogger, import_wandb, read_progress
+from metra.run.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
 EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
@@ -88,22 +88,17 @@ class GoalTrainConfig:
 
 
 @dataclass(frozen=True)
-class GoalRunConfig:
+class GoalRunConfig(SectionedConfig):
     """Everything that defines a QRL run; written as config.json in the run folder."""
 
     train: GoalTrainConfig
     agent: QRLConfig = field(default_factory=QRLConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GoalRunConfig:
-        agent = dict(data["agent"])
-        # Runs made before the OGBench actor existed trained the tanh-Gaussian actor (their
-        # activation, init and critics are the dataclass defaults, or saved).
-        agent.setdefault("offline_actor", "tanh")
-        return cls(build_config(GoalTrainConfig, data["train"]), build_config(QRLConfig, agent))
+    TRAIN: ClassVar[type] = GoalTrainConfig
+    AGENT: ClassVar[type | None] = QRLConfig
+    # Runs made before the OGBench actor existed trained the tanh-Gaussian actor (their
+    # activation, init and critics are the dataclass defaults, or saved).
+    AGENT_BEFORE: ClassVar[dict[str, Any]] = {"offline_actor": "tanh"}
 
     @classmethod
     def default(cls, env: str, data: str | None = None) -> GoalRunConfig:
@@ -282,7 +277,7 @@ def evaluate_goal_run(run_dir: Path, episodes: int = 50) -> dict[str, Any]:
         **success_rate(agent, env, episodes),
         "success_random_policy": success_rate(None, env, episodes)["success"],
     }
-    write_json(Path(run_dir) / "eval.json", result)
+    write_json(Path(run_dir) / EVAL_FILE, result)
     return result
 
 
@@ -420,8 +415,6 @@ def train_qrl(
     """Train QRL on goal env `env`, offline from dataset `data` or online without it, into
     `out` (default runs/qrl-ENV-MODE-seedS). A folder that holds a checkpoint is resumed
     with its own config (`steps` may raise the total). Returns the run folder."""
-    from metra.data import load_dataset
-
     mode = "offline" if data is not None else "online"
     run = RunDir(out if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}")
     with run.claim(resumable=True) as resuming:
@@ -430,16 +423,14 @@ def train_qrl(
             config = resume_overrides(config, list(overrides))
             counters = read_state(run.path)["counters"]
             saved = counters["updates" if config.train.offline else "env_steps"]
-            hint = f"rerun metra qrl --env {env} --out {run}"
+            hint = f"metra qrl --resume {run}"
             steps = resumed_total(run, saved, config.train.steps, steps, hint)
         else:
             config = GoalRunConfig.default(env, None if data is None else str(data))
             config = apply_overrides(config, list(overrides))
-            train = dataclasses.replace(config.train, seed=seed)
-            config = dataclasses.replace(config, train=train)
+            config = config.with_train(seed=seed)
         if steps is not None:
-            train = dataclasses.replace(config.train, steps=steps)
-            config = dataclasses.replace(config, train=train)
+            config = config.with_train(steps=steps)
         dataset = None
         if config.train.data is not None:
             dataset = load_dataset(Path(config.train.data), goal_env_spec(config.train.env))

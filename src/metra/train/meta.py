@@ -10,23 +10,20 @@ collection of N steps runs whole episodes until the task has at least N transiti
 `grad_steps` updates, each on a meta-batch of `meta_batch` tasks drawn with replacement.
 `MetaRunConfig.default` applies the family's own PEARL config (`FAMILY_DEFAULTS`).
 
-Meta-test, on every held-out task: `explore_trajectories` trajectories with z drawn from the
-prior, the posterior inferred from all their transitions, then one more trajectory with z
-drawn from it; its return (and success, where the family has one) is the score. Actions are
-deterministic throughout, as in PEARL's evaluation.
+Meta-test (`metra.eval.meta`): on every held-out task, `explore_trajectories` trajectories
+with z from the prior, then one with z from the posterior of their context.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,29 +31,36 @@ import numpy as np
 
 from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
-from metra.envs.meta import MetaEnvBatch, MetaTasks, Task, make_meta_tasks
+from metra.envs.meta import MetaEnvBatch, MetaTasks, make_meta_tasks
+from metra.eval.meta import (
+    EVAL_SEED,
+    agent_policy,
+    meta_test,
+    random_policy,
+    repeated,
+    rollout,
+)
 from metra.eval.plots import Curve, line_plot
 from metra.presets import (
     apply_overrides,
-    build_config,
     check_logger,
     require_counts,
     resume_overrides,
 )
-from metra.replay import TaskReplay, context_features
-from metra.run.folder import RunDir, resumed_total, write_json
-from metra.train.checkpoint import (
+from metra.replay import TaskReplay
+from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_checkpoint,
     save_checkpoint,
     saved_env_steps,
 )
-from metra.train.logging import RunLogger, import_wandb, read_progress
-from metra.train.loop import finite_metrics, run_epochs
+from metra.run.config import SectionedConfig
+from metra.run.folder import RunDir, resumed_total, write_json
+from metra.run.logs import RunLogger, import_wandb, read_progress
+from metra.run.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
-EVAL_SEED = 10_000  # meta-test episodes are seeded from here on
 COLLECT_RULES = ("transitions", "trajectories")
 
 
@@ -158,20 +162,18 @@ _BEFORE_FIDELITY_FIELDS = {
 
 
 @dataclass(frozen=True)
-class MetaRunConfig:
+class MetaRunConfig(SectionedConfig):
     """Everything that defines a meta-RL run; written as config.json in the run folder."""
+
+    TRAIN: ClassVar[type] = MetaTrainConfig
+    TRAIN_BEFORE: ClassVar[dict[str, Any]] = _BEFORE_FIDELITY_FIELDS
 
     train: MetaTrainConfig
     agent: Any = field(default_factory=PearlConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MetaRunConfig:
-        """A saved config; one saved before a field existed gets the value it trained with."""
-        train = build_config(MetaTrainConfig, {**_BEFORE_FIDELITY_FIELDS, **data["train"]})
-        return cls(train, build_config(META_AGENTS[train.algo][0], data["agent"]))
+    def agent_class(cls, train: MetaTrainConfig) -> type:
+        return META_AGENTS[train.algo][0]
 
     @classmethod
     def default(cls, task: str, algo: str) -> MetaRunConfig:
@@ -179,124 +181,6 @@ class MetaRunConfig:
         train_fields, agent_fields = FAMILY_DEFAULTS.get(task, ({}, {}))
         train = MetaTrainConfig(task=task, algo=algo, **train_fields)
         return cls(train, META_AGENTS[algo][0](**agent_fields))
-
-
-@dataclass
-class Rollout:
-    """One episode in each env of a batch: fields [n, T, ...], lengths, returns, success."""
-
-    episodes: dict[str, np.ndarray]
-    returns: np.ndarray
-    success: np.ndarray  # 1 where any step of the episode succeeded
-
-    def task(self, i: int) -> dict[str, np.ndarray]:
-        """Env i's episode as a batch of one (the `TaskReplay.add` layout)."""
-        return {k: v[i : i + 1] for k, v in self.episodes.items()}
-
-
-Policy = Callable[[np.ndarray, int], np.ndarray]  # (obs [n, d], step t) -> actions [n, a]
-
-
-def agent_policy(agent: PearlAgent, latents: jax.Array, key: jax.Array | None) -> Policy:
-    """The agent under task latents [n, L]; deterministic actions when `key` is None, else
-    step t acts with `key` folded with t."""
-
-    def policy(obs: np.ndarray, t: int) -> np.ndarray:
-        k = None if key is None else jax.random.fold_in(key, t)
-        return np.asarray(agent.act(obs, latents, deterministic=key is None, key=k))
-
-    return policy
-
-
-def random_policy(act_dim: int, seed: int) -> Policy:
-    """Uniform random actions in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    return lambda obs, t: rng.uniform(-1, 1, (len(obs), act_dim))
-
-
-def rollout(envs: MetaEnvBatch, policy: Policy, episode_len: int, seed: int) -> Rollout:
-    """One episode per env. An env that terminates stays frozen; its steps past `length` are
-    padding."""
-    obs = envs.reset(seed)
-    n = envs.num_envs
-    steps: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs")}
-    masks, alive = [], np.ones(n, bool)
-    length = np.zeros(n, np.int32)
-    success = np.zeros(n, np.float32)
-    for t in range(episode_len):
-        action = np.asarray(policy(obs, t), np.float32)
-        next_obs, reward, terminated, succ = envs.step(action)
-        for name, value in zip(steps, (obs, action, reward, next_obs), strict=True):
-            steps[name].append(value)
-        masks.append(1.0 - terminated.astype(np.float32))
-        length += alive
-        success = np.maximum(success, succ * alive)
-        alive &= ~terminated
-        obs = next_obs
-        if not alive.any():
-            break
-    pad = episode_len - len(masks)
-    episodes = {
-        k: np.pad(np.stack(v, 1), [(0, 0), (0, pad)] + [(0, 0)] * (np.ndim(v[0]) - 1))
-        for k, v in [*steps.items(), ("mask", masks)]
-    }
-    episodes["length"] = length
-    episodes["reward"] = episodes["reward"].astype(np.float32)
-    valid = np.arange(episode_len) < length[:, None]
-    returns = (episodes["reward"] * valid).sum(1)
-    return Rollout(episodes, returns, success)
-
-
-def repeated(tasks: Sequence[Task], rollouts: int) -> list[Task]:
-    """`tasks` repeated until there are at least `rollouts` of them (few-task families)."""
-    return list(tasks) * max(1, math.ceil(rollouts / len(tasks)))
-
-
-def episode_context(
-    runs: Sequence[Rollout], next_obs_in_context: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The context of each env over several rollouts: [n, k * T, c] and its mask [n, k * T]
-    (0 on padding past an episode's end)."""
-    ctx = np.concatenate([context_features(r.episodes, next_obs_in_context) for r in runs], 1)
-    t = np.arange(runs[0].episodes["obs"].shape[1])
-    mask = np.concatenate([(t < r.episodes["length"][:, None]) for r in runs], 1)
-    return ctx, mask.astype(np.float32)
-
-
-def meta_test(
-    agent: PearlAgent,
-    family: MetaTasks,
-    tasks: Sequence[Task],
-    explore: int,
-    rollouts: int,
-    seed: int = EVAL_SEED,
-) -> dict[str, float]:
-    """PEARL's meta-test on `tasks` (repeated to at least `rollouts` envs): `explore`
-    trajectories with z from the prior, then one with z from the posterior of their context.
-    Returns the mean return of the last (`test_return`) and of the exploration ones."""
-    envs = family.make_envs(repeated(tasks, rollouts))
-    key = jax.random.PRNGKey(seed)
-    try:
-        runs = []
-        for j in range(explore):
-            z = sample_gaussian(jax.random.fold_in(key, j), *agent.prior(envs.num_envs))
-            policy = agent_policy(agent, z, None)
-            runs.append(rollout(envs, policy, family.episode_len, seed + 1000 * j))
-        ctx, mask = episode_context(runs, agent.config.next_obs_in_context)
-        z = sample_gaussian(jax.random.fold_in(key, explore), *agent.infer(ctx, mask))
-        final = rollout(
-            envs, agent_policy(agent, z, None), family.episode_len, seed + 1000 * explore
-        )
-    finally:
-        envs.close()
-    scores = {
-        "test_return": float(final.returns.mean()),
-        "test_return_explore": float(np.mean([r.returns.mean() for r in runs])),
-    }
-    if family.has_success:
-        scores["test_success"] = float(final.success.mean())
-        scores["test_success_explore"] = float(np.mean([r.success.mean() for r in runs]))
-    return scores
 
 
 def distinct_rounds(draws: np.ndarray) -> list[np.ndarray]:
@@ -510,7 +394,7 @@ def write_curves(run_dir: Path) -> list[Path]:
     csv_path.write_text("\n".join(lines) + "\n")
     x = np.array([r["env_steps"] for r in rows])
     random = json.loads((run_dir / "random.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())["train"]
+    config = RunDir(run_dir).read_config()["train"]
     title = f"{config['algo']} on {config['task']}, seed {config['seed']}"
     paths = [csv_path]
     for metric, label in (("return", "return"), ("success", "success rate")):
@@ -551,18 +435,16 @@ def train_meta(
         if resuming:
             config = resume_overrides(MetaRunConfig.from_dict(run.read_config()), list(overrides))
             saved = saved_env_steps(run.path)
-            hint = f"rerun metra meta-train --task {task} --algo {algo} --out {run}"
+            hint = f"metra meta-train --resume {run}"
             steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
         else:
             keys = [o.split("=", 1)[0] for o in overrides]
             if any(k in ("algo", "train.algo", "task", "train.task") for k in keys):
                 raise ValueError("choose the algorithm and task with --algo and --task")
             config = apply_overrides(MetaRunConfig.default(task, algo), list(overrides))
-            train = dataclasses.replace(config.train, seed=seed)
-            config = dataclasses.replace(config, train=train)
+            config = config.with_train(seed=seed)
         if steps is not None:
-            train = dataclasses.replace(config.train, total_steps=steps)
-            config = dataclasses.replace(config, train=train)
+            config = config.with_train(total_steps=steps)
         return MetaTrainer(config, run.path).run(progress)
 
 
@@ -573,9 +455,7 @@ def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return
     multiple of `eval_every` (runs whose episodes end early cross it at different steps)."""
     groups: dict[tuple[str, str], list[tuple[Path, int]]] = {}  # (run, its eval_every)
     for run in map(Path, run_dirs):
-        if not (run / "config.json").is_file():
-            raise FileNotFoundError(f"{run} is not a meta-train run folder (no config.json)")
-        cfg = json.loads((run / "config.json").read_text())["train"]
+        cfg = RunDir(run).read_config()["train"]
         groups.setdefault((cfg["task"], cfg["algo"]), []).append((run, cfg["eval_every"]))
     if len({task for task, _ in groups}) != 1:
         raise ValueError(f"compare runs of one task; got {sorted({t for t, _ in groups})}")
@@ -616,9 +496,7 @@ def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return
 def evaluate_run(run_dir: Path, rollouts: int | None = None) -> dict[str, float]:
     """Meta-test a run's last checkpoint on its test tasks; writes RUN_DIR/meta_test.json."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir}/config.json not found: is it a meta-train run folder?")
-    config = MetaRunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = MetaRunConfig.from_dict(RunDir(run_dir).read_config())
     cfg = config.train
     family = make_meta_tasks(cfg.task, cfg.seed)
     template = META_AGENTS[cfg.algo][1].create(config.agent, family.obs_dim, family.act_dim, 0)

@@ -32,16 +32,16 @@ from metra.eval.skills import (
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
 from metra.rollout import Trajectories, mean_displacement, rollout, visited_bins
-from metra.run.folder import RunDir
-from metra.train.checkpoint import (
+from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_arrays,
     load_checkpoint,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger, import_wandb
-from metra.train.loop import crossed, finite_metrics, stop_on_signal
+from metra.run.folder import RunDir
+from metra.run.logs import RunLogger, import_wandb
+from metra.run.loop import crossed, finite_metrics, stop_on_signal
 
 
 def create_agent(config: RunConfig, spec: EnvSpec) -> Any:

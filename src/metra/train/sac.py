@@ -14,11 +14,10 @@ checkpoints fall on episode ends, and a run ends with the episode that reaches `
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -28,13 +27,11 @@ from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.gym_tasks import SAC_ENVS, make_task_env
 from metra.presets import (
     apply_overrides,
-    build_config,
     check_logger,
     require_counts,
     resume_overrides,
 )
-from metra.run.folder import RunDir, resumed_total
-from metra.train.checkpoint import (
+from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_arrays,
@@ -42,8 +39,10 @@ from metra.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from metra.train.logging import RunLogger, import_wandb
-from metra.train.loop import finite_metrics, run_epochs
+from metra.run.config import SectionedConfig
+from metra.run.folder import RunDir, resumed_total
+from metra.run.logs import RunLogger, import_wandb
+from metra.run.loop import finite_metrics, run_epochs
 from metra.train.online import epoch_seed
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
@@ -78,20 +77,14 @@ class SACTrainConfig:
 
 
 @dataclass(frozen=True)
-class SACRunConfig:
+class SACRunConfig(SectionedConfig):
     """Everything that defines a `metra sac` run; written as config.json in the run folder."""
+
+    TRAIN: ClassVar[type] = SACTrainConfig
+    AGENT: ClassVar[type | None] = SACConfig
 
     train: SACTrainConfig
     agent: SACConfig = field(default_factory=SACConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SACRunConfig:
-        return cls(
-            build_config(SACTrainConfig, data["train"]), build_config(SACConfig, data["agent"])
-        )
 
 
 def device_replay(capacity: int, obs_dim: int, act_dim: int) -> dict[str, jax.Array]:
@@ -304,13 +297,11 @@ def train_sac(
         if resuming:
             config = resume_overrides(SACRunConfig.from_dict(run.read_config()), list(overrides))
             saved = read_state(run.path)["counters"]["env_steps"]
-            hint = f"rerun metra sac --out {run}"
+            hint = f"metra sac --resume {run}"
             steps = resumed_total(run, saved, config.train.steps, steps, hint)
         else:
             config = SACRunConfig(SACTrainConfig(env=env, seed=seed))
             config = apply_overrides(config, list(overrides))
         if steps is not None:
-            config = dataclasses.replace(
-                config, train=dataclasses.replace(config.train, steps=steps)
-            )
+            config = config.with_train(steps=steps)
         return SACTrainer(config, run.path, resuming).run(progress)

@@ -1,4 +1,5 @@
-"""`metra eval` and `metra plot` on a run folder."""
+"""A finished run folder read back: `metra eval`, `metra plot`, `metra export` and
+`metra.load` (skill runs, and QRL runs through their workflow's loader)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ from metra.eval.skills import (
     skill_trajectories,
 )
 from metra.eval.video import skill_video
-from metra.run.folder import write_json
-from metra.train.checkpoint import Counters, load_checkpoint, save_weights
+from metra.run.checkpoint import Counters, load_checkpoint, save_weights
+from metra.run.folder import CONFIG_FILE, EVAL_FILE, PROGRESS_FILE, write_json
+from metra.train.goals import evaluate_goal_run, is_goal_run, load_goal_run
 from metra.train.online import create_agent, read_config
 
 
 def _restore(run_dir: Path) -> tuple[Any, Any, Counters]:
-    from metra.train.goals import is_goal_run, load_goal_run
-
     if is_goal_run(run_dir):  # QRL: a GoalRunConfig and a QRLAgent
         return load_goal_run(run_dir)
     config = read_config(run_dir)
@@ -47,8 +47,6 @@ def evaluate(
     RUN_DIR/eval.json. A QRL run: success over its env's evaluation tasks, `goals` episodes
     per task, beside a random policy's."""
     run_dir = Path(run_dir)
-    from metra.train.goals import evaluate_goal_run, is_goal_run
-
     if is_goal_run(run_dir):
         return evaluate_goal_run(run_dir, goals)
     config, agent, counters = _restore(run_dir)
@@ -65,7 +63,7 @@ def evaluate(
     }
     if hasattr(agent, "goal_latent") and not agent.config.discrete and spec.goal_range > 0:
         result.update(goal_reaching(agent, env_name, goals, EVAL_SEED, goal_range))
-    write_json(run_dir / "eval.json", result)
+    write_json(run_dir / EVAL_FILE, result)
     return result
 
 
@@ -90,7 +88,7 @@ def plot(run_dir: str | Path, skills: int = 48, video: bool = False) -> list[Pat
 
 
 # What `export` copies beside the weights: the config, and the figures that show the result.
-EXPORTED_FILES = ("config.json", "progress.csv", "eval.json", "success.png")
+EXPORTED_FILES = (CONFIG_FILE, PROGRESS_FILE, EVAL_FILE, "success.png")
 
 
 def export(run_dir: str | Path, out_dir: str | Path) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 from tensorboardX import SummaryWriter
 
 from metra.errors import DamagedFileError
+from metra.run.folder import CONFIG_FILE, PROGRESS_FILE
 
 WANDB_ID_FILE = "wandb_id.txt"  # the run folder's W&B run id, so a resume continues that run
 WANDB_INSTALL = 'pip install "metra[wandb]"'
@@ -50,7 +51,7 @@ class WandbSink:
     def __init__(self, run_dir: Path) -> None:
         wandb = import_wandb()
         self.wandb = wandb
-        config_path = run_dir / "config.json"
+        config_path = run_dir / CONFIG_FILE
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "metra"),
@@ -89,7 +90,7 @@ class RunLogger:
         wandb: bool = False,
     ) -> None:
         self.step_name = step_name
-        self.path = run_dir / "progress.csv"
+        self.path = run_dir / PROGRESS_FILE
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.path.exists():
             # Rows written after the checkpoint would be repeated by the resumed run: drop them.
@@ -143,7 +144,7 @@ class RunLogger:
 
 def read_progress(run_dir: Path) -> list[dict[str, str]]:
     """The rows of a run's progress.csv as strings ('' where a column has no value)."""
-    path = Path(run_dir) / "progress.csv"
+    path = Path(run_dir) / PROGRESS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a metra run folder?")
     return progress_rows(path)

@@ -19,7 +19,7 @@ import numpy as np
 
 from metra.errors import DamagedFileError
 from metra.replay import ReplayBuffer, TaskReplay
-from metra.run.folder import dumps
+from metra.run.folder import CHECKPOINTS, dumps
 
 REPAIR = "restore the run folder from a copy, or start a new run with another --out"
 
@@ -33,7 +33,7 @@ class Counters:
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return Path(run_dir) / CHECKPOINTS
 
 
 def save_checkpoint(

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from metra.errors import NonFiniteError, RunInterrupted
-from metra.train.checkpoint import Counters
-from metra.train.logging import RunLogger
+from metra.run.checkpoint import Counters
+from metra.run.logs import RunLogger
 
 
 @contextmanager
