@@ -9,9 +9,14 @@ import pytest
 
 from metra.api import resolve_config, train
 from metra.envs.base import EnvSpec, StepResult
-from metra.envs.downstream import SkillHierarchy, make_task, skill_from_action
+from metra.envs.downstream import make_task
 from metra.run.folder import CONFIG_FILE
-from metra.train.downstream import DownstreamConfig, run_downstream
+from metra.train.downstream import (
+    DownstreamConfig,
+    SkillHierarchy,
+    run_downstream,
+    skill_from_action,
+)
 from tests.conftest import TINY
 
 

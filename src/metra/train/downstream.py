@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from metra.agents.sac import SACAgent, SACConfig
-from metra.envs.downstream import TASKS, SkillHierarchy, make_task
+from metra.envs.base import EnvSpec, StepResult
+from metra.envs.downstream import TASKS, TaskEnv, make_task
 from metra.eval.plots import Curve, line_plot
 from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
 from metra.presets import require_counts
@@ -29,6 +30,67 @@ from metra.run.logs import RunLogger, read_progress
 from metra.run.loop import run_epochs
 from metra.train.online import epoch_seed, read_config, skill_replay, store
 from metra.train.runs import load
+
+
+def skill_from_action(action: np.ndarray, config: Any) -> np.ndarray:
+    """A high-level action in [-1, 1]^D as a skill of the agent's prior: the one-hot of its
+    argmax (discrete), its direction (unit sphere), itself scaled by 2 (Gaussian) or mapped
+    to [0, 1] (uniform)."""
+    action = np.asarray(action, np.float32)
+    if config.discrete:
+        return np.eye(action.shape[-1], dtype=np.float32)[action.argmax(-1)]
+    if config.continuous_prior == "sphere":
+        return action / (np.linalg.norm(action, axis=-1, keepdims=True) + 1e-8)
+    if config.continuous_prior == "gaussian":
+        return 2.0 * action
+    return (action + 1.0) / 2.0
+
+
+class SkillHierarchy:
+    """A high-level batch env over a task: an action picks a skill, which the frozen skill
+    policy follows deterministically for `skill_steps` low-level steps; the task's rewards
+    over those steps are summed."""
+
+    def __init__(self, task: TaskEnv, agent: Any, skill_steps: int = 25) -> None:
+        if task.spec.episode_len % skill_steps:
+            raise ValueError(f"skill_steps {skill_steps} must divide {task.spec.episode_len}")
+        self.task, self.agent, self.skill_steps = task, agent, skill_steps
+        self.num_envs = task.num_envs
+        self.base_dim = task.info.base.obs_dim
+        self.spec = EnvSpec(
+            name=f"{task.spec.name}_hierarchical",
+            obs_dim=task.spec.obs_dim,
+            act_dim=agent.config.latent_dim,
+            episode_len=task.spec.episode_len // skill_steps,
+            coord_names=task.spec.coord_names,
+            coord_index=task.spec.coord_index,
+            goal_range=0.0,
+        )
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self._obs, coords = self.task.reset(seed)
+        return self._obs, coords
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        z = skill_from_action(actions, self.agent.config)
+        total = np.zeros(self.num_envs, np.float32)
+        for _ in range(self.skill_steps):
+            low = self.agent.act(self._obs[:, : self.base_dim], z, deterministic=True)
+            result = self.task.step(np.asarray(jax.device_get(low)))
+            total += result.reward
+            self._obs = result.obs
+        return StepResult(
+            obs=self._obs, reward=total, terminated=result.terminated, coords=result.coords
+        )
+
+    def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        return self.task.set_coords(obs, coords)
+
+    def render(self, index: int = 0) -> np.ndarray:
+        return self.task.render(index)
+
+    def close(self) -> None:
+        self.task.close()
 
 
 @dataclass(frozen=True)
