@@ -1,5 +1,5 @@
-"""The epoch loop that the downstream and goal-reaching trainers share: a progress bar,
-evaluation and checkpoint every so many steps and at the end, one log row per epoch, and
+"""The epoch loop every trainer runs: a progress bar; evaluation, log rows and checkpoints at
+their own cadence (`Cadence`) and at the end; elapsed time and throughput columns; and
 SIGINT/SIGTERM that stop after the epoch with a checkpoint."""
 
 from __future__ import annotations
@@ -7,11 +7,14 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from metra.errors import NonFiniteError, RunInterrupted
@@ -66,6 +69,28 @@ def finite_metrics(metrics: dict[str, Any], where: str) -> dict[str, float]:
     return values
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The env seed of one epoch, drawn from (seed, epoch) so a resumed run repeats it."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key means over epoch metrics (a key counts in the epochs that have it)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: float(np.mean([row[k] for row in rows if k in row])) for k in keys}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When the loop stops, evaluates, logs and checkpoints, in the unit `steps` counts (env
+    steps, or gradient steps for offline QRL)."""
+
+    total: int
+    eval_every: int
+    log_every: int | None = None  # None: a row every epoch; else the epochs' mean per crossing
+    checkpoint_every: int | None = None  # None: at every evaluation
+
+
 class EpochTrainer(Protocol):
     counters: Counters
     logger: RunLogger
@@ -80,40 +105,75 @@ class EpochTrainer(Protocol):
 
 def run_epochs(
     trainer: EpochTrainer,
-    total: int,
-    eval_every: int,
+    cadence: Cadence,
     steps: Callable[[Counters], int],
     desc: str,
     progress: bool = True,
     resume_hint: str = "the same command",
+    row_extras: Callable[[], dict[str, float]] | None = None,
+    at_end: Callable[[], None] | None = None,
 ) -> None:
-    """Epochs until `steps(counters)` reaches `total`; a signal stops after the epoch with a
-    checkpoint and raises `RunInterrupted`, whose message ends in `resume_hint`."""
+    """Epochs until `steps(counters)` reaches the total. Each log row holds the epochs' mean
+    metrics, `row_extras()`, the evaluation when one is due, and `updates`, `time_s` (summed
+    over resumes, kept in `counters.elapsed_s`), `env_steps_per_s` and `updates_per_s` of
+    this process. A signal stops after the epoch with a checkpoint and raises
+    `RunInterrupted`, whose message ends in `resume_hint`. A run that reaches its total calls
+    `at_end()` (e.g. a final plot) before the logger is closed."""
     c = trainer.counters
+    start, base = time.time(), c.elapsed_s
+    start_steps, start_updates = c.env_steps, c.updates
     bar = tqdm(
-        total=total,
-        initial=min(steps(c), total),
+        total=cadence.total,
+        initial=min(steps(c), cadence.total),
         unit="step",
         unit_scale=True,
         disable=not progress,
         desc=desc,
         dynamic_ncols=True,
     )
+    last_saved = steps(c)
+
+    def save() -> None:
+        nonlocal last_saved
+        c.elapsed_s = base + time.time() - start
+        trainer.save()
+        last_saved = steps(c)
+
+    window: list[dict[str, float]] = []  # epoch metrics since the last log row
     try:
         with stop_on_signal() as stop:
-            while steps(c) < total and not stop:
+            while steps(c) < cadence.total and not stop:
                 before = steps(c)
-                row = trainer.train_epoch()
-                if crossed(before, steps(c), eval_every) or steps(c) >= total:
+                window.append(trainer.train_epoch())
+                now = steps(c)
+                elapsed = time.time() - start
+                row: dict[str, float] = {}
+                if cadence.log_every is None or crossed(before, now, cadence.log_every):
+                    row.update(mean_rows(window), **(row_extras() if row_extras else {}))
+                    window = []
+                evaluated = crossed(before, now, cadence.eval_every) or now >= cadence.total
+                post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.3g}"}
+                if evaluated:
                     scores = trainer.evaluate()
                     row.update(scores)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in scores.items()}, refresh=False)
-                    trainer.save()
-                trainer.logger.log(steps(c), row)
-                bar.update(steps(c) - before)
+                    post.update({k: f"{v:.3g}" for k, v in scores.items()})
+                if row:
+                    row["updates"] = c.updates
+                    row["time_s"] = base + elapsed
+                    row["env_steps_per_s"] = (c.env_steps - start_steps) / elapsed
+                    row["updates_per_s"] = (c.updates - start_updates) / elapsed
+                    trainer.logger.log(now, row)
+                every = cadence.checkpoint_every
+                if (every is None and evaluated) or (every and crossed(before, now, every)):
+                    save()
+                bar.update(now - before)
+                bar.set_postfix(post, refresh=False)
+            if steps(c) != last_saved:
+                save()
             if stop:
-                trainer.save()
                 raise RunInterrupted(stop[0], trainer.run_dir, steps(c), resume_hint)
+        if at_end is not None:
+            at_end()
     finally:
         bar.close()
         trainer.logger.close()

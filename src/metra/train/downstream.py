@@ -27,8 +27,8 @@ from metra.rollout import rollout
 from metra.run.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.run.folder import RunDir
 from metra.run.logs import RunLogger, read_progress
-from metra.run.loop import run_epochs
-from metra.train.online import epoch_seed, read_config, skill_replay, store
+from metra.run.loop import Cadence, epoch_seed, run_epochs
+from metra.train.online import read_config, skill_replay, store
 from metra.train.runs import load
 
 
@@ -197,8 +197,7 @@ class DownstreamTrainer:
         name = "hierarchical" if cfg.hierarchical else "flat"
         run_epochs(
             self,
-            cfg.total_steps,
-            cfg.eval_every,
+            Cadence(cfg.total_steps, cfg.eval_every),
             lambda c: c.env_steps,
             f"{cfg.task} {name}",
             progress,

@@ -38,8 +38,7 @@ from metra.run.checkpoint import (
 from metra.run.config import SectionedConfig
 from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
 from metra.run.logs import RunLogger, import_wandb, read_progress
-from metra.run.loop import finite_metrics, run_epochs
-from metra.train.online import epoch_seed
+from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
 
@@ -378,12 +377,11 @@ class GoalTrainer:
         try:
             run_epochs(
                 self,
-                self.cfg.steps,
-                self.cfg.eval_every,
+                Cadence(self.cfg.steps, self.cfg.eval_every),
                 self.steps,
                 f"QRL {mode} {self.cfg.env}",
                 progress,
-                f"metra qrl --env {self.cfg.env} --out {self.run_dir}",
+                f"metra qrl --resume {self.run_dir}",
             )
         finally:
             for env in self.envs:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +57,7 @@ from metra.run.checkpoint import (
 from metra.run.config import SectionedConfig
 from metra.run.folder import RunDir, resumed_total, write_json
 from metra.run.logs import RunLogger, import_wandb, read_progress
-from metra.run.loop import finite_metrics, run_epochs
-from metra.train.online import epoch_seed
+from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 COLLECT_RULES = ("transitions", "trajectories")
 
@@ -316,7 +314,6 @@ class MetaTrainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.cfg, self.counters
-        began = time.perf_counter()
         seed = epoch_seed(cfg.seed, c.epoch)
         rng = np.random.default_rng(seed)
         num_train = len(self.family.train_tasks)
@@ -342,7 +339,6 @@ class MetaTrainer:
             self.agent, metrics = self.agent.update(self._batches(rng, n))
             c.updates += n
             rows.append(finite_metrics(metrics, f"env step {c.env_steps}"))
-        c.elapsed_s += time.perf_counter() - began
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     def evaluate(self) -> dict[str, float]:
@@ -358,12 +354,11 @@ class MetaTrainer:
     def run(self, progress: bool = True) -> Path:
         run_epochs(
             self,
-            self.cfg.total_steps,
-            self.cfg.eval_every,
+            Cadence(self.cfg.total_steps, self.cfg.eval_every),
             lambda c: c.env_steps,
             f"{self.cfg.algo} {self.cfg.task}",
             progress,
-            f"metra meta-train --task {self.cfg.task} --algo {self.cfg.algo} --out {self.run_dir}",
+            f"metra meta-train --resume {self.run_dir}",
         )
         write_curves(self.run_dir)
         return self.run_dir

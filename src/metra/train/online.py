@@ -8,17 +8,15 @@ uninterrupted one would be.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from metra.envs import BatchEnv, EnvSpec, env_spec, make_env
-from metra.errors import RunFolderError, RunInterrupted
+from metra.errors import RunFolderError
 from metra.eval.plots import plot_coverage_curve, plot_skills
 from metra.eval.skills import (
     coverage_coords,
@@ -41,7 +39,7 @@ from metra.run.checkpoint import (
 )
 from metra.run.folder import RunDir
 from metra.run.logs import RunLogger, import_wandb
-from metra.run.loop import crossed, finite_metrics, stop_on_signal
+from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 
 def create_agent(config: RunConfig, spec: EnvSpec) -> Any:
@@ -88,11 +86,6 @@ def store(replay: ReplayBuffer, trajectories: Trajectories, bootstrap_time_limit
         replay.add(trajectories.transitions(bootstrap_time_limit))
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The env seed of one epoch, drawn from (seed, epoch) so a resumed run repeats it."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
 def obs_statistics(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and std of states [n, obs_dim] (std at least 1e-3)."""
     return obs.mean(0), np.maximum(obs.std(0), 1e-3)
@@ -111,12 +104,6 @@ def random_rollout_statistics(
         obs = rollout(env, policy, episode_seed, steps=length).obs
         states.append(obs[:, : episodes - start].reshape(-1, env.spec.obs_dim))
     return obs_statistics(np.concatenate(states))
-
-
-def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Per-key means over epoch metrics (a key counts in the epochs that have it)."""
-    keys = dict.fromkeys(k for row in rows for k in row)
-    return {k: float(np.mean([row[k] for row in rows if k in row])) for k in keys}
 
 
 class SkillTrainer:
@@ -234,69 +221,33 @@ class SkillTrainer:
         return skill_metrics(trajectories, self.spec)
 
     # ---- the loop -------------------------------------------------------------------
+    def save(self) -> None:
+        arrays = {"visited_bins": self.visited}
+        save_checkpoint(self.run_dir, self.agent, self.counters, self.replay, arrays)
+
     def run(self) -> Path:
-        cfg, c = self.cfg, self.counters
-        bar = tqdm(
-            total=cfg.total_steps,
-            initial=min(c.env_steps, cfg.total_steps),
-            unit="step",
-            unit_scale=True,
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
+        cfg = self.cfg
         if self.progress:
             print(f"run folder: {self.run_dir} (resume: metra train --resume {self.run_dir})")
-        start, start_updates, start_steps = time.time(), c.updates, c.env_steps
-        last_saved = c.env_steps
-        window: list[dict[str, float]] = []  # epoch metrics since the last log row
         try:
-            with stop_on_signal() as stop:
-                while c.env_steps < cfg.total_steps and not stop:
-                    before = c.env_steps
-                    window.append(self.train_epoch())
-                    elapsed = time.time() - start
-                    row: dict[str, float] = {}
-                    if crossed(before, c.env_steps, cfg.log_every):
-                        row.update(mean_rows(window), train_coverage=len(self.visited))
-                        window = []
-                    if (
-                        crossed(before, c.env_steps, cfg.eval_every)
-                        or c.env_steps >= cfg.total_steps
-                    ):
-                        row.update(self.evaluate())
-                    if row:
-                        row["updates"] = c.updates
-                        row["time_s"] = c.elapsed_s + elapsed
-                        row["env_steps_per_s"] = (c.env_steps - start_steps) / elapsed
-                        row["updates_per_s"] = (c.updates - start_updates) / elapsed
-                        self.logger.log(c.env_steps, row)
-                    if crossed(before, c.env_steps, cfg.checkpoint_every):
-                        self._save(time.time() - start)
-                        last_saved = c.env_steps
-                    bar.update(c.env_steps - before)
-                    post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.3g}"}
-                    if "coverage" in row:
-                        post["coverage"] = int(row["coverage"])
-                    bar.set_postfix(post, refresh=False)
-            if c.env_steps != last_saved:
-                self._save(time.time() - start)
-            if stop:
-                hint = f"metra train --resume {self.run_dir}"
-                raise RunInterrupted(stop[0], self.run_dir, c.env_steps, hint)
-            agent_cfg = self.config.agent
-            episodes = evaluation_count(agent_cfg.discrete, agent_cfg.latent_dim, cfg.eval_skills)
-            curve = plot_coverage_curve(self.run_dir, cfg.env, episodes)
-            self.logger.log_images(c.env_steps, [curve] if curve else [])
+            run_epochs(
+                self,
+                Cadence(cfg.total_steps, cfg.eval_every, cfg.log_every, cfg.checkpoint_every),
+                lambda c: c.env_steps,
+                f"{cfg.algo} {cfg.env}",
+                self.progress,
+                f"metra train --resume {self.run_dir}",
+                row_extras=lambda: {"train_coverage": len(self.visited)},
+                at_end=self._coverage_curve,
+            )
         finally:
-            bar.close()
-            self.logger.close()
             if self._collector is not None:
                 self._collector.shutdown()
         return self.run_dir
 
-    def _save(self, elapsed: float) -> None:
-        counters = Counters(
-            **{**vars(self.counters), "elapsed_s": self.counters.elapsed_s + elapsed}
-        )
-        arrays = {"visited_bins": self.visited}
-        save_checkpoint(self.run_dir, self.agent, counters, self.replay, arrays)
+    def _coverage_curve(self) -> None:
+        """plots/coverage.png beside a random policy's coverage, also sent to W&B."""
+        agent_cfg = self.config.agent
+        episodes = evaluation_count(agent_cfg.discrete, agent_cfg.latent_dim, self.cfg.eval_skills)
+        curve = plot_coverage_curve(self.run_dir, self.cfg.env, episodes)
+        self.logger.log_images(self.counters.env_steps, [curve] if curve else [])

@@ -42,8 +42,7 @@ from metra.run.checkpoint import (
 from metra.run.config import SectionedConfig
 from metra.run.folder import RunDir, resumed_total
 from metra.run.logs import RunLogger, import_wandb
-from metra.run.loop import finite_metrics, run_epochs
-from metra.train.online import epoch_seed
+from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
 REPLAY_FIELDS = ("obs", "action", "reward", "next_obs", "mask")
@@ -270,12 +269,11 @@ class SACTrainer:
         try:
             run_epochs(
                 self,
-                self.cfg.steps,
-                self.cfg.eval_every,
+                Cadence(self.cfg.steps, self.cfg.eval_every),
                 lambda c: c.env_steps,
                 f"SAC {SAC_ENVS[self.cfg.env]}",
                 progress,
-                f"metra sac --out {self.run_dir}",
+                f"metra sac --resume {self.run_dir}",
             )
         finally:
             self.env.close()
