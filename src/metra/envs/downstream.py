@@ -17,6 +17,7 @@ import numpy as np
 
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.locomotion import ANT, HALF_CHEETAH, GymLocomotion
+from metra.envs.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -202,12 +203,14 @@ def hurdle_xml() -> str:
     return path
 
 
-TASKS: dict[str, type[TaskEnv]] = {
-    cls.name: cls for cls in (AntMultiGoals, HalfCheetahGoal, HalfCheetahHurdle)
-}
+TASKS = Registry(
+    "task",
+    {
+        cls.name: f"{__name__}:{cls.__name__}"
+        for cls in (AntMultiGoals, HalfCheetahGoal, HalfCheetahHurdle)
+    },
+)
 
 
 def make_task(name: str, num_envs: int = 1, seed: int = 0) -> TaskEnv:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    return TASKS[name](num_envs, seed)
+    return TASKS.load(name)(num_envs, seed)  # type: ignore[no-any-return]

@@ -17,11 +17,12 @@ Gymnasium-Robotics) is imported when the env is built, so `import metra` stays l
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from metra.envs.registry import Registry
 
 __all__ = [
     "GOAL_ENV_NAMES",
@@ -116,13 +117,16 @@ _SPECS["fetch_push"] = GoalEnvSpec(
     ends_at_success=False,
 )
 GOAL_ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
-# name -> (module, class); the class is built as cls(spec, seed)
-_MODULES = {
-    "pointmaze-medium": ("metra.envs.maze", "PointMaze"),
-    "pointmaze-large": ("metra.envs.maze", "PointMaze"),
-    "fetch_reach": ("metra.envs.robotics", "Fetch"),
-    "fetch_push": ("metra.envs.robotics", "Fetch"),
-}
+# name -> the class built as cls(spec, seed)
+GOAL_ENVS = Registry(
+    "goal env",
+    {
+        "pointmaze-medium": "metra.envs.maze:PointMaze",
+        "pointmaze-large": "metra.envs.maze:PointMaze",
+        "fetch_reach": "metra.envs.robotics:Fetch",
+        "fetch_push": "metra.envs.robotics:Fetch",
+    },
+)
 
 
 def goal_env_spec(name: str) -> GoalEnvSpec:
@@ -135,8 +139,7 @@ def goal_env_spec(name: str) -> GoalEnvSpec:
 def make_goal_env(name: str, seed: int = 0) -> GoalEnv:
     """Build goal env `name`; its first episode is seeded with `seed`."""
     spec = goal_env_spec(name)
-    module_name, class_name = _MODULES[name]
-    return getattr(importlib.import_module(module_name), class_name)(spec, seed)
+    return GOAL_ENVS.load(name)(spec, seed)  # type: ignore[no-any-return]
 
 
 def check_task(spec: GoalEnvSpec, task: int | None) -> None:

@@ -10,27 +10,32 @@ through `metra.envs.metaworld`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from metra.envs.registry import Registry
+
 Task = dict[str, Any]  # a task's parameters, e.g. {"velocity": 1.3}
 
-_REGISTRY: dict[str, str] = {
-    "point_goal": "metra.envs.point_tasks",
-    "cheetah_vel": "metra.envs.mujoco_tasks",
-    "cheetah_dir": "metra.envs.mujoco_tasks",
-    "ant_dir": "metra.envs.mujoco_tasks",
-    "ant_goal": "metra.envs.mujoco_tasks",
-    "humanoid_dir": "metra.envs.mujoco_tasks",
-    "walker_rand_params": "metra.envs.mujoco_tasks",
-    "ml1_reach": "metra.envs.metaworld",
-    "ml1_push": "metra.envs.metaworld",
-    "ml1_pick_place": "metra.envs.metaworld",
-}
-META_TASK_NAMES = tuple(_REGISTRY)
+# name -> the family's factory make(name, seed)
+META_FAMILIES = Registry(
+    "meta-RL task",
+    {
+        "point_goal": "metra.envs.point_tasks:make",
+        **{
+            name: "metra.envs.mujoco_tasks:make"
+            for name in ("cheetah_vel", "cheetah_dir", "ant_dir", "ant_goal", "humanoid_dir")
+        },
+        "walker_rand_params": "metra.envs.mujoco_tasks:make",
+        **{
+            name: "metra.envs.metaworld:make"
+            for name in ("ml1_reach", "ml1_push", "ml1_pick_place")
+        },
+    },
+)
+META_TASK_NAMES = META_FAMILIES.names
 
 
 class MetaEnvBatch(Protocol):
@@ -72,6 +77,4 @@ class MetaTasks(Protocol):
 
 def make_meta_tasks(name: str, seed: int = 0) -> MetaTasks:
     """Family `name` with its train and test tasks drawn from `seed`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown meta-RL task {name!r}; known: {', '.join(META_TASK_NAMES)}")
-    return importlib.import_module(_REGISTRY[name]).make(name, seed)  # type: ignore[no-any-return]
+    return META_FAMILIES.load(name)(name, seed)  # type: ignore[no-any-return]

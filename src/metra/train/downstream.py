@@ -122,8 +122,7 @@ class DownstreamConfig:
     def default(cls, task: str, hierarchical: bool, **changes: Any) -> DownstreamConfig:
         """The schedule of each level: the high level sees 1/K as many transitions, so it
         takes fewer updates per epoch and starts learning after fewer of them."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        TASKS.check(task)
         level = dict(grad_steps=16, min_replay=512) if hierarchical else {}
         return cls(task=task, hierarchical=hierarchical, **{**level, **changes})
 
@@ -236,7 +235,7 @@ def write_downstream_summary(
             curves.append(Curve(name, steps, returns))
         last = max((int(c.x.max()) for c in curves if len(c.x)), default=0)
         writer.writerows(("random policy", s, f"{floor:.4f}") for s in (0, last))
-    title = f"{task}: {TASKS[task].info.description}"
+    title = f"{task}: {TASKS.load(task).info.description}"
     png = line_plot(
         out / "downstream.png",
         curves,
@@ -261,10 +260,9 @@ def run_downstream(
     """Train the hierarchical agent on the frozen skills of `skill_run` (and flat SAC, unless
     `flat` is False) on `task`; an existing OUT resumes. Returns (csv, png)."""
     skill_run = Path(skill_run)
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    TASKS.check(task)
     env = read_config(skill_run).train.env
-    needed = TASKS[task].info.base.name
+    needed = TASKS.load(task).info.base.name
     if env != needed:
         raise ValueError(f"task {task} needs skills trained on {needed}, {skill_run} is {env}")
     if steps is not None:
