@@ -169,7 +169,7 @@ def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:
             config.train,
             steps=400,
             num_envs=2,
-            min_replay=2,
+            min_replay_episodes=2,
             batch_size=16,
             grad_steps=2,
             eval_every=400,
@@ -287,3 +287,16 @@ def test_eval_episodes_flag_reaches_the_run(tmp_path: Path) -> None:
     main(args)
     config = GoalRunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
     assert config.train.eval_episodes == 1
+
+
+def test_a_config_saved_with_the_old_replay_names_loads() -> None:
+    """QRL's replay fields were renamed for their unit (episodes); the shipped agent's config
+    still holds the old names."""
+    saved = Path(__file__).parents[1] / "pretrained" / "qrl-pointmaze-medium" / "config.json"
+    data = json.loads(saved.read_text())
+    assert "min_replay" in data["train"] and "replay_size" in data["train"]
+    train = GoalRunConfig.from_dict(data).train
+    assert (train.min_replay_episodes, train.replay_episodes) == (
+        data["train"]["min_replay"],
+        data["train"]["replay_size"],
+    )

@@ -56,7 +56,7 @@ def test_mixed_actor_goals_are_half_random_half_geometric_future() -> None:
 def test_online_default_is_the_official_online_qrl() -> None:
     config = GoalRunConfig.default("fetch_reach")
     train, agent = config.train, config.agent
-    assert (train.batch_size, train.num_envs, train.grad_steps, train.min_replay) == (
+    assert (train.batch_size, train.num_envs, train.grad_steps, train.min_replay_episodes) == (
         256,
         10,
         500,
@@ -64,7 +64,7 @@ def test_online_default_is_the_official_online_qrl() -> None:
     )
     # one update per env step (10 Fetch episodes of 50 steps per 500 updates), after 10k
     # random steps
-    assert train.grad_steps == train.num_envs * 50 and train.min_replay * 50 == 10_000
+    assert train.grad_steps == train.num_envs * 50 and train.min_replay_episodes * 50 == 10_000
     assert (train.exploration_noise, train.actor_goals, train.future_discount) == (
         0.3,
         "mixed",

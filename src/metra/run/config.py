@@ -28,6 +28,8 @@ class SectionedConfig:
     # Values a run saved before a field existed trained with (read-compatibility).
     TRAIN_BEFORE: ClassVar[dict[str, Any]] = {}
     AGENT_BEFORE: ClassVar[dict[str, Any]] = {}
+    # Train fields renamed since: old name -> new name.
+    TRAIN_RENAMED: ClassVar[dict[str, str]] = {}
 
     train: Any
     agent: Any
@@ -48,7 +50,8 @@ class SectionedConfig:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-        train = build_config(cls.TRAIN, {**cls.TRAIN_BEFORE, **data["train"]})
+        saved = {cls.TRAIN_RENAMED.get(k, k): v for k, v in data["train"].items()}
+        train = build_config(cls.TRAIN, {**cls.TRAIN_BEFORE, **saved})
         agent = build_config(cls.agent_class(train), {**cls.AGENT_BEFORE, **data["agent"]})
         rest = {
             f.name: data[f.name]

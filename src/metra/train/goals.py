@@ -2,10 +2,11 @@
 
 Offline, an epoch is `grad_steps` gradient steps on batches relabeled from the dataset's
 episodes, and progress counts gradient steps (OGBench trains 1M). Online, an epoch collects
-`num_envs` episodes toward random goals (uniform random actions until `min_replay`
-episodes), then `grad_steps` updates; progress counts env steps. Either way success is the
-benchmark's own: on each evaluation task (or random goals), whether a deterministic episode
-reaches its goal at any step (Fetch, whose episodes go on, also reports the last step).
+`num_envs` episodes toward random goals (uniform random actions until `min_replay_episodes`
+episodes are in), then `grad_steps` updates; progress counts env steps. Either way success
+is the benchmark's own: on each evaluation task (or random goals), whether a deterministic
+episode reaches its goal at any step (Fetch, whose episodes go on, also reports the last
+step).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class GoalTrainConfig:
     batch_size: int = 1024
     grad_steps: int = 50  # gradient steps per epoch (one jitted call)
     num_envs: int = 4  # online: episodes collected per epoch
-    min_replay: int = 20  # online: episodes of random actions before updates start
-    replay_size: int = 20_000  # online: episodes kept
+    min_replay_episodes: int = 20  # online: episodes of random actions before updates start
+    replay_episodes: int = 20_000  # online: episodes kept
     eval_every: int = 100_000  # steps (as counted above) between evaluations
     # per evaluation task, or in all when the env has no tasks. OGBench: 50 per task (a 5-task
     # mean then has a standard error near 0.03); 10 (ours before) for quick runs.
@@ -72,8 +73,8 @@ class GoalTrainConfig:
     def __post_init__(self) -> None:
         require_counts(
             self,
-            *("steps", "batch_size", "grad_steps", "num_envs", "min_replay"),
-            *("replay_size", "eval_every", "eval_episodes"),
+            *("steps", "batch_size", "grad_steps", "num_envs", "min_replay_episodes"),
+            *("replay_episodes", "eval_every", "eval_episodes"),
         )
         check_logger(self.logger)
         if self.actor_goals not in ACTOR_GOALS:
@@ -98,6 +99,11 @@ class GoalRunConfig(SectionedConfig):
     # Runs made before the OGBench actor existed trained the tanh-Gaussian actor (their
     # activation, init and critics are the dataclass defaults, or saved).
     AGENT_BEFORE: ClassVar[dict[str, Any]] = {"offline_actor": "tanh"}
+    # The unit in the name: QRL's replay counts episodes (the skill trainer's transitions).
+    TRAIN_RENAMED: ClassVar[dict[str, str]] = {
+        "min_replay": "min_replay_episodes",
+        "replay_size": "replay_episodes",
+    }
 
     @classmethod
     def default(cls, env: str, data: str | None = None) -> GoalRunConfig:
@@ -113,7 +119,7 @@ class GoalRunConfig(SectionedConfig):
             batch_size=256,
             num_envs=10,
             grad_steps=500,
-            min_replay=200,
+            min_replay_episodes=200,
             eval_every=2000,
             exploration_noise=0.3,
             actor_goals="mixed",
@@ -300,7 +306,7 @@ class GoalTrainer:
                 make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(self.cfg.num_envs)
             ]
             self.buffer = episode_buffer(
-                self.cfg.replay_size, spec.episode_len, spec.obs_dim, spec.act_dim
+                self.cfg.replay_episodes, spec.episode_len, spec.obs_dim, spec.act_dim
             )
         self.goal_index = None if spec.goal_is_state else spec.goal_index
         self.agent = create_goal_agent(config)
@@ -327,7 +333,7 @@ class GoalTrainer:
     def _collect(self) -> None:
         cfg, c = self.cfg, self.counters
         seed = epoch_seed(cfg.seed, c.epoch)
-        if len(self.buffer) < cfg.min_replay:
+        if len(self.buffer) < cfg.min_replay_episodes:
             policy = random_goal_policy(self.spec.act_dim, seed)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
@@ -345,7 +351,7 @@ class GoalTrainer:
         if not cfg.offline:
             self._collect()
         c.epoch += 1
-        if len(self.buffer) < (1 if cfg.offline else cfg.min_replay):
+        if len(self.buffer) < (1 if cfg.offline else cfg.min_replay_episodes):
             return {}
         rng = np.random.default_rng([cfg.seed, c.epoch, 1])
         samples = [
