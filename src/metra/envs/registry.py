@@ -19,9 +19,6 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
     def check(self, name: str) -> None:
         """One error naming the known entries for an unknown name."""
         if name not in self._entries:
