@@ -26,8 +26,7 @@ import jax
 import numpy as np
 
 from metra.api import resolve_config
-from metra.eval.skills import random_policy, skill_policy
-from metra.rollout import rollout
+from metra.rollout import agent_policy, random_policy, rollout
 from metra.train.online import SkillTrainer, store
 
 
@@ -63,7 +62,7 @@ def profile(width: int, epochs: int, folder: Path) -> dict[str, float]:
     latents = np.asarray(trainer.agent.sample_latents(jax.random.PRNGKey(0), n))
     key = jax.random.PRNGKey(1)
     uniform = seconds(lambda: rollout(env, random_policy(env.spec.act_dim, latents, 0), 0), epochs)
-    policy = skill_policy(trainer.agent, latents, deterministic=False, key=key)
+    policy = agent_policy(trainer.agent, latents, deterministic=False, key=key)
     with_policy = seconds(lambda: rollout(env, policy, 0), epochs)
     trajectories = rollout(env, policy, 0)
     insert = seconds(lambda: store(trainer.replay, trajectories, cfg.bootstrap_time_limit), epochs)

@@ -67,11 +67,11 @@ def main() -> None:
         iteration_collect_s = draws * (prior[1] + posterior[1])
         rng = np.random.default_rng(0)
         agent = trainer.agent
-        jax.block_until_ready(agent.update(trainer._batches(rng, cfg.chunk))[1])
+        jax.block_until_ready(agent.update(trainer.batches(rng, cfg.chunk))[1])
         calls = max(1, args.timed // cfg.chunk)
         start = time.perf_counter()
         for _ in range(calls):
-            agent, metrics = agent.update(trainer._batches(rng, cfg.chunk))
+            agent, metrics = agent.update(trainer.batches(rng, cfg.chunk))
         jax.block_until_ready(metrics)
         updates_per_s = calls * cfg.chunk / (time.perf_counter() - start)
         trainer.evaluate()  # compiles

@@ -58,7 +58,7 @@ def worker_metra(warmup: int, steps: int, seed: int, returns: bool) -> dict[str,
     from metra.train.sac import SACRunConfig, SACTrainConfig, SACTrainer
 
     total = steps if returns else 10**9
-    train = SACTrainConfig(env="half_cheetah", seed=seed, steps=total, learning_starts=warmup)
+    train = SACTrainConfig(env="half_cheetah", seed=seed, total_steps=total, learning_starts=warmup)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SACTrainer(SACRunConfig(train), Path(tmp) / "run", resume=False)
         try:

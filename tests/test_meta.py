@@ -23,9 +23,10 @@ from metra.agents.pearl import (
 )
 from metra.cli import main
 from metra.envs.meta import make_meta_tasks
-from metra.eval.meta import agent_policy, episode_context, rollout
+from metra.eval.meta import episode_context
 from metra.losses import info_nce
 from metra.replay import TaskReplay
+from metra.rollout import agent_policy, rollout
 from metra.train.meta import compare_runs, meta_test_rows, train_meta
 
 SMALL = (
@@ -201,14 +202,15 @@ def test_rollout_and_meta_test_context_follow_the_episode() -> None:
     family = make_meta_tasks("point_goal", seed=0)
     agent = PearlAgent.create(PearlConfig(hidden=(16,), encoder_hidden=(16,)), 2, 2, seed=0)
     envs = family.make_envs(family.test_tasks[:3])
-    policy = agent_policy(agent, jnp.zeros((3, 5)), jax.random.PRNGKey(0))
-    run = rollout(envs, policy, family.episode_len, 0)
-    assert run.episodes["obs"].shape == (3, 20, 2)
-    np.testing.assert_allclose(run.returns, run.episodes["reward"].sum(1), rtol=1e-5)
-    np.testing.assert_allclose(run.episodes["obs"][:, 1:], run.episodes["next_obs"][:, :-1])
+    policy = agent_policy(agent, jnp.zeros((3, 5)), False, jax.random.PRNGKey(0))
+    run = rollout(envs, policy, 0, family.episode_len)
+    rows = run.env_major()
+    assert rows["obs"].shape == (3, 20, 2) and rows["length"].tolist() == [20] * 3
+    np.testing.assert_allclose(run.returns(), rows["reward"].sum(1), rtol=1e-5)
+    np.testing.assert_allclose(rows["obs"][:, 1:], rows["next_obs"][:, :-1])
     goals = np.stack([t["goal"] for t in family.test_tasks[:3]])
-    dist = np.linalg.norm(run.episodes["next_obs"] - goals[:, None], axis=-1)
-    np.testing.assert_allclose(run.episodes["reward"], -dist, rtol=1e-5)
+    dist = np.linalg.norm(rows["next_obs"] - goals[:, None], axis=-1)
+    np.testing.assert_allclose(rows["reward"], -dist, rtol=1e-5)
     ctx, mask = episode_context([run, run], next_obs_in_context=False)
     assert ctx.shape == (3, 40, 5) and mask.all()
     assert set(family.train_tasks[0]) == {"goal"}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from metra.envs import mujoco_tasks
+from metra.envs.base import StepResult
 from metra.envs.meta import make_meta_tasks
 from metra.envs.mujoco_tasks import MujocoMetaBatch
 
@@ -18,6 +19,11 @@ FAMILIES = {
     "humanoid_dir": (348, 17, 100, 30, False),
     "walker_rand_params": (17, 6, 40, 10, False),
 }
+
+
+def fields(step: StepResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A meta-RL step as (obs, reward, terminated, success)."""
+    return step.obs, step.reward, step.terminated, step.info["success"]
 
 
 def _key(task: dict) -> tuple:
@@ -71,14 +77,15 @@ def test_family_facts_tasks_and_shapes(name: str) -> None:
 
     batch = fam.make_envs(fam.train_tasks[:2])
     assert batch.num_envs == 2
-    obs = batch.reset(seed=0)
+    obs, coords = batch.reset(seed=0)
+    assert coords.shape == (len(obs), 0)
     assert obs.shape == (2, obs_dim) and obs.dtype == np.float32
-    obs2, rew, term, succ = batch.step(np.zeros((2, act_dim)))
+    obs2, rew, term, succ = fields(batch.step(np.zeros((2, act_dim))))
     assert obs2.shape == (2, obs_dim) and obs2.dtype == np.float32
     assert rew.shape == (2,) and rew.dtype == np.float32 and np.isfinite(rew).all()
     assert term.shape == (2,) and term.dtype == bool
     assert succ.dtype == np.float32 and not succ.any()
-    np.testing.assert_array_equal(batch.reset(seed=0), obs)  # seeded resets
+    np.testing.assert_array_equal(batch.reset(seed=0)[0], obs)  # seeded resets
     batch.close()
 
 
@@ -109,7 +116,7 @@ def test_cheetah_vel_reward(velocity: float) -> None:
     env.set_state(env.init_qpos, qvel)
     a = _action(6)
     x0 = env.data.qpos[0]
-    obs, rew, term, _ = batch.step(a[None])
+    obs, rew, term, _ = fields(batch.step(a[None]))
     vel = (env.data.qpos[0] - x0) / 0.05  # dt = 5 x 0.01
     expected = -abs(vel - velocity) - 0.05 * np.sum(a**2)
     np.testing.assert_allclose(rew[0], expected, rtol=1e-5)
@@ -128,7 +135,7 @@ def test_cheetah_dir_reward() -> None:
         env.set_state(env.init_qpos, qvel)
         a = _action(6, 1)
         x0 = env.data.qpos[0]
-        _, rew, term, _ = batch.step(a[None])
+        _, rew, term, _ = fields(batch.step(a[None]))
         dx = env.data.qpos[0] - x0
         assert dx > 0.05
         expected = direction * dx / 0.05 - 0.05 * np.sum(a**2)
@@ -145,7 +152,7 @@ def test_ant_dir_reward_and_termination() -> None:
     for step in range(20):  # the ant hops: the floor pushes on some steps only
         a = _action(8, step)
         xy0 = env.data.qpos[:2].copy()
-        _, rew, term, _ = batch.step(a[None])
+        _, rew, term, _ = fields(batch.step(a[None]))
         vel = (env.data.qpos[:2] - xy0) / 0.05
         contact = _contact_cost(env)
         contacts += contact > 0
@@ -157,7 +164,7 @@ def test_ant_dir_reward_and_termination() -> None:
     qpos = env.init_qpos.copy()
     qpos[2] = 1.5
     env.set_state(qpos, env.init_qvel)
-    assert batch.step(a[None])[2][0]
+    assert fields(batch.step(a[None]))[2][0]
 
 
 def test_ant_goal_reward_never_terminates() -> None:
@@ -171,7 +178,7 @@ def test_ant_goal_reward_never_terminates() -> None:
     contacts = 0
     for step in range(20):
         a = _action(8, step)
-        obs, rew, term, _ = batch.step(a[None])
+        obs, rew, term, _ = fields(batch.step(a[None]))
         dist = np.abs(env.data.qpos[0] - 1.0) + np.abs(env.data.qpos[1] + 2.0)
         contact = _contact_cost(env)
         contacts += contact > 0
@@ -191,7 +198,7 @@ def test_humanoid_dir_reward_action_scale_and_termination() -> None:
     env.set_state(env.init_qpos, qvel)
     a = _action(17) * 1.5  # beyond [-1, 1]: clipped
     com0 = env.data.subtree_com[0, :2].copy()  # MuJoCo's own whole-body mass center
-    _, rew, term, _ = batch.step(a[None])
+    _, rew, term, _ = fields(batch.step(a[None]))
     ctrl = 0.4 * np.clip(a, -1, 1)  # Humanoid's ctrlrange is [-0.4, 0.4]
     np.testing.assert_allclose(env.data.ctrl, ctrl)
     lin = 0.25 * (env.data.subtree_com[0, 1] - com0[1]) / 0.003  # / physics timestep
@@ -202,7 +209,7 @@ def test_humanoid_dir_reward_action_scale_and_termination() -> None:
     qpos = env.init_qpos.copy()
     qpos[2] = 0.8  # torso below 1.0
     env.set_state(qpos, env.init_qvel)
-    assert batch.step(a[None])[2][0]
+    assert fields(batch.step(a[None]))[2][0]
 
 
 def test_walker_reward_and_termination() -> None:
@@ -215,14 +222,14 @@ def test_walker_reward_and_termination() -> None:
     env.set_state(env.init_qpos, qvel)
     a = _action(6, 3)
     x0 = env.data.qpos[0]
-    _, rew, term, _ = batch.step(a[None])
+    _, rew, term, _ = fields(batch.step(a[None]))
     expected = (env.data.qpos[0] - x0) / 0.01 + 1.0 - 1e-3 * np.sum(a**2)  # dt = 5 x 0.002
     np.testing.assert_allclose(rew[0], expected, rtol=1e-5)
     assert not term[0]
     qpos = env.init_qpos.copy()
     qpos[2] = 1.2  # torso angle beyond 1 rad
     env.set_state(qpos, env.init_qvel)
-    assert batch.step(a[None])[2][0]
+    assert fields(batch.step(a[None]))[2][0]
 
 
 # --- batches ----------------------------------------------------------------------------
@@ -237,18 +244,18 @@ def test_terminated_env_stays_frozen_until_reset() -> None:
     qpos[2] = 1.5
     env0.set_state(qpos, env0.init_qvel)
     zero = np.zeros((2, 8))
-    obs, _, term, _ = batch.step(zero)
+    obs, _, term, _ = fields(batch.step(zero))
     assert term[0] and not term[1]
     qpos_frozen = env0.data.qpos.copy()
     for _ in range(3):
-        obs2, rew, term2, _ = batch.step(zero + 0.5)
+        obs2, rew, term2, _ = fields(batch.step(zero + 0.5))
         np.testing.assert_array_equal(obs2[0], obs[0])
         assert rew[0] == 0.0 and term2[0]
         assert not np.array_equal(obs2[1], obs[1])  # the other env runs on
         obs = obs2
     np.testing.assert_array_equal(env0.data.qpos, qpos_frozen)  # not simulated
     batch.reset(seed=1)
-    _, rew, term, _ = batch.step(zero)
+    _, rew, term, _ = fields(batch.step(zero))
     assert not term.any() and rew[0] != 0.0
     with pytest.raises(AssertionError):
         batch.step(np.zeros((3, 8)))
@@ -280,7 +287,7 @@ def test_walker_tasks_change_the_model() -> None:
         for env in batch._envs:
             env.set_state(env.init_qpos, env.init_qvel)
         for _ in range(5):
-            obs, *_ = batch.step(np.full((2, 6), 0.5))
+            obs = batch.step(np.full((2, 6), 0.5)).obs
         return obs
 
     obs = rollout()

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from metra.agents.pearl import PearlAgent, PearlConfig
-from metra.envs.meta import Task
+from metra.envs.base import StepResult, no_coords
+from metra.envs.meta import Task, meta_step
 from metra.presets import apply_overrides
 from metra.train.meta import (
     MetaRunConfig,
@@ -34,18 +35,17 @@ class ShortLivedBatch:
     def __init__(self, lives: np.ndarray) -> None:
         self.lives, self.num_envs, self.t = lives, len(lives), 0
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         self.t = 0
-        return self._obs()
+        return self._obs(), no_coords(self.num_envs)
 
     def _obs(self) -> np.ndarray:
         return np.stack([np.full(self.num_envs, self.t), self.lives], 1).astype(np.float32)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray) -> StepResult:
         alive = self.t < self.lives
         self.t += 1
-        reward = alive.astype(np.float32)
-        return self._obs(), reward, self.t >= self.lives, np.zeros(self.num_envs, np.float32)
+        return meta_step(self._obs(), alive, self.t >= self.lives, np.zeros(self.num_envs))
 
     def close(self) -> None:
         pass
@@ -118,7 +118,7 @@ def test_which_z_each_collection_phase_acts_with(tmp_path, monkeypatch, first_pr
     events: list[str] = []
     rollout, infer = meta.rollout, PearlAgent.infer
 
-    def logged_rollout(*args: Any) -> meta.Rollout:
+    def logged_rollout(*args: Any) -> Any:
         events.append("R")
         return rollout(*args)
 

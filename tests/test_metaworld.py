@@ -79,10 +79,10 @@ def test_tasks_fixed_by_seed(reach: mw.MetaWorldTasks) -> None:
 @needs_metaworld
 def test_reset_deterministic_and_goal_hidden(reach: mw.MetaWorldTasks) -> None:
     with reach.make_envs([reach.train_tasks[0], reach.test_tasks[3]]) as envs:
-        first = envs.reset(seed=7)
-        assert first.shape == (2, 39) and first.dtype == np.float32
+        first, coords = envs.reset(seed=7)
+        assert first.shape == (2, 39) and first.dtype == np.float32 and coords.shape == (2, 0)
         envs.step(np.full((2, 4), 0.5, dtype=np.float32))
-        np.testing.assert_array_equal(envs.reset(seed=7), first)
+        np.testing.assert_array_equal(envs.reset(seed=7)[0], first)
         np.testing.assert_array_equal(first[:, -3:], 0)  # ML1 hides the goal
         # Env i solves task i: reach's goal is the last 3 entries of the task's rand_vec.
         np.testing.assert_allclose(
@@ -97,7 +97,13 @@ def test_step(reach: mw.MetaWorldTasks) -> None:
     with reach.make_envs(reach.train_tasks[:3]) as envs:
         envs.reset(seed=0)
         for _ in range(10):
-            obs, reward, terminated, success = envs.step(rng.uniform(-1, 1, (3, 4)))
+            step = envs.step(rng.uniform(-1, 1, (3, 4)))
+            obs, reward, terminated, success = (
+                step.obs,
+                step.reward,
+                step.terminated,
+                step.info["success"],
+            )
             assert obs.shape == (3, 39) and obs.dtype == np.float32
             assert reward.shape == (3,) and reward.dtype == np.float32
             assert np.isfinite(reward).all() and np.isfinite(obs).all()
@@ -110,13 +116,14 @@ def test_reach_success_with_proportional_controller(reach: mw.MetaWorldTasks) ->
     """Drive the hand (obs[:3]) to the goal; the goal comes from the debug request, since
     ML1 keeps it out of the observation."""
     with reach.make_envs([reach.train_tasks[1], reach.test_tasks[1]]) as envs:
-        obs = envs.reset(seed=0)
+        obs, _ = envs.reset(seed=0)
         goal = envs.debug_target_pos()
         success = np.zeros(2)
         for _ in range(150):
             action = np.zeros((2, 4), dtype=np.float32)
             action[:, :3] = np.clip(50.0 * (goal - obs[:, :3]), -1, 1)
-            obs, _, _, step_success = envs.step(action)
+            step = envs.step(action)
+            obs, step_success = step.obs, step.info["success"]
             success = np.maximum(success, step_success)
             if success.all():
                 break
@@ -185,9 +192,10 @@ def test_push_and_pick_place(name: str) -> None:
     try:
         assert (family.obs_dim, family.act_dim, family.episode_len) == (39, 4, 500)
         with family.make_envs([family.train_tasks[0], family.test_tasks[0]]) as envs:
-            obs = envs.reset(seed=0)
+            obs, _ = envs.reset(seed=0)
             assert obs.shape == (2, 39)
-            obs, reward, _, success = envs.step(np.zeros((2, 4)))
+            step = envs.step(np.zeros((2, 4)))
+            obs, reward, success = step.obs, step.reward, step.info["success"]
             assert np.isfinite(reward).all() and set(success.tolist()) <= {0.0, 1.0}
             # The object's position (obs[4:7]) is the task's initial object position.
             np.testing.assert_allclose(

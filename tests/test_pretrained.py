@@ -11,8 +11,7 @@ import pytest
 
 import metra
 from metra.envs import make_env
-from metra.eval.skills import skill_policy
-from metra.rollout import mean_displacement, rollout
+from metra.rollout import agent_policy, mean_displacement, rollout
 from metra.train.online import read_config
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -36,7 +35,7 @@ def test_shipped_agent_loads_acts_and_moves(name: str) -> None:
         actions = np.asarray(agent.act(obs, latents, deterministic=True))
         assert actions.shape == (4, env.spec.act_dim) and np.abs(actions).max() <= 1.0
         assert agent.phi(obs).shape == (4, agent.config.latent_dim)
-        traj = rollout(env, skill_policy(agent, latents, deterministic=True), seed=0)
+        traj = rollout(env, agent_policy(agent, latents, deterministic=True), seed=0)
     # Uniformly random actions travel ~1.5 in 200 steps in either env.
     assert mean_displacement(traj.coords[..., : len(env.spec.coord_names)]) > 8.0
 

@@ -167,7 +167,7 @@ def test_online_run_collects_full_fetch_episodes(tmp_path: Path) -> None:
         config,
         train=dataclasses.replace(
             config.train,
-            steps=400,
+            total_steps=400,
             num_envs=2,
             min_replay_episodes=2,
             batch_size=16,

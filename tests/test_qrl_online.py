@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from metra.agents.qrl import QRLAgent, QRLConfig, actor_distance, push_transform
-from metra.envs.goals import GoalEnvSpec
+from metra.envs.goals import GoalEnvBatch, GoalEnvSpec
 from metra.replay import sample_goal_batch, truncated_geometric
-from metra.train.goals import GoalRunConfig, agent_goal_policy, goal_rollout
+from metra.rollout import agent_policy, rollout
+from metra.train.goals import GoalRunConfig
 from tests.test_qrl import _numbered_buffer
 
 
@@ -168,9 +169,30 @@ class _FlashEnv:
 
 
 def test_goal_rollout_reports_last_and_any_step_success() -> None:
-    episodes, success = goal_rollout([_FlashEnv(), _FlashEnv()], lambda o, g: 0 * o, seed=0)
-    assert episodes["obs"].shape == (2, 4, 1)
-    assert success.tolist() == [[False, True], [False, True]]
+    envs = GoalEnvBatch([_FlashEnv(), _FlashEnv()])
+    traj = rollout(envs, lambda o, t: (0 * o, envs.goals), seed=0)
+    assert traj.env_major()["obs"].shape == (2, 4, 1) and traj.lengths.tolist() == [4, 4]
+    assert traj.ever("success").tolist() == [1, 1] and traj.last("success").tolist() == [0, 0]
+    assert not traj.terminated.any()  # Fetch-like: the time limit is not a terminal state
+
+
+class _GoalAtTwo(_FlashEnv):
+    """Ends its episode at success (OGBench's rule) at step 2 of 4."""
+
+    spec = GoalEnvSpec("goal_at_two", 1, 1, 1, 4, False, 0, (0,), ends_at_success=True)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+        obs, success, done = super().step(action)
+        return obs, success, done or success
+
+
+def test_an_episode_that_ends_at_its_goal_is_frozen_padding_after() -> None:
+    envs = GoalEnvBatch([_GoalAtTwo()])
+    traj = rollout(envs, lambda o, t: (0 * o, envs.goals), seed=0)
+    assert traj.lengths.tolist() == [2] and traj.ever("success").tolist() == [1]
+    assert traj.last("success").tolist() == [1] and traj.terminated[1].all()
+    assert traj.returns().tolist() == [1.0]  # the reward is the success flag
+    assert len(traj.actions) == 4 and not traj.obs[3:].any()  # stopped early, zero-padded
 
 
 def test_exploration_noise_is_seeded_gaussian_and_clipped() -> None:
@@ -179,11 +201,11 @@ def test_exploration_noise_is_seeded_gaussian_and_clipped() -> None:
             return np.full((len(obs), 4), 0.9, np.float32)
 
     obs, goal = np.zeros((50_000, 1)), np.zeros((50_000, 1))
-    noisy = agent_goal_policy(Still(), True, noise=0.3, seed=3)(obs, goal)  # type: ignore[arg-type]
-    again = agent_goal_policy(Still(), True, noise=0.3, seed=3)(obs, goal)  # type: ignore[arg-type]
+    noisy, _ = agent_policy(Still(), goal, True, noise=0.3, seed=3)(obs, 0)
+    again, _ = agent_policy(Still(), goal, True, noise=0.3, seed=3)(obs, 0)
     np.testing.assert_array_equal(noisy, again)
     assert noisy.max() == 1.0 and (noisy == 1.0).mean() == pytest.approx(0.37, abs=0.01)
     inside = noisy[noisy < 1.0]
     assert np.median(inside) < 0.9  # the clipped upper tail moved to 1
-    quiet = agent_goal_policy(Still(), True)(obs, goal)  # type: ignore[arg-type]
+    quiet, _ = agent_policy(Still(), goal, True)(obs, 0)
     assert (quiet == np.float32(0.9)).all()

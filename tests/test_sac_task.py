@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import metra
 from metra.cli import main
 from metra.run.checkpoint import checkpoint_dir, read_state
 from metra.run.logs import read_progress
@@ -45,6 +46,13 @@ def test_sac_learns_inverted_pendulum_against_random(tmp_path: Path) -> None:
     final, floor = float(rows[-1]["eval_return"]), float(rows[-1]["random_return"])
     # measured: 83 after 4k steps (random policy 8.4); a solved pendulum balances 1000 steps
     assert floor < 15 and final > 30 and final > 3 * floor, (final, floor)
+    # `metra eval` and `metra.load` read the run back: the final evaluation, to the digit.
+    assert main(["eval", str(run)]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert result["eval_return"] == pytest.approx(final) and result["env_steps"] >= 4000
+    assert result["random_return"] == pytest.approx(floor)
+    agent = metra.load(run)
+    assert agent.act(np.zeros((2, 4), np.float32), deterministic=True).shape == (2, 1)
 
 
 def _agent_bytes(run: Path) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 
 import metra
 from metra.cli import main
-from metra.run.logs import WANDB_ID_FILE
+from metra.run.logs import WANDB_ID_FILE, metric_tag
 from metra.train.goals import train_qrl
 from metra.train.meta import train_meta
 from tests.conftest import TINY
@@ -101,12 +101,17 @@ def test_wandb_logs_the_progress_scalars_and_plots(tmp_path, monkeypatch) -> Non
     csv_rows = progress_rows(run_dir)
     assert [r["_step"] for r in rows] == [int(r["env_steps"]) for r in csv_rows] == [800, 1600]
     for wb, row in zip(rows, csv_rows, strict=True):
+        scores = {"coverage", "displacement"} if row["coverage"] else set()
+        # Every CSV number under its namespaced tag (eval/, time/, train/, sac/, rep/).
         assert {k for k in wb if not k.startswith(("_", "plots"))} == {
-            k for k, v in row.items() if v
+            metric_tag(k, k in scores) for k, v in row.items() if v and k != "env_steps"
         }
-        assert wb["coverage" if row["coverage"] else "updates"] == pytest.approx(
+        assert wb["eval/coverage" if scores else "time/updates"] == pytest.approx(
             float(row["coverage"] or row["updates"])
         )
+    assert wb["sac/alpha"] == pytest.approx(float(csv_rows[-1]["alpha"]))
+    assert wb["rep/phi_objective"] == pytest.approx(float(csv_rows[-1]["phi_objective"]))
+    assert wb["train/coverage"] == pytest.approx(float(csv_rows[-1]["train_coverage"]))
     # The evaluation's skill plots and the final coverage curve, as W&B images.
     assert {k for k in rows[-1] if k.startswith("plots")} == {
         "plots/skills_xy",

@@ -6,7 +6,7 @@ trainer and the evaluation never know which simulator runs underneath.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -52,24 +52,36 @@ class StepResult:
     reward: np.ndarray  # [n] float32
     terminated: np.ndarray  # [n] bool: a true terminal state (no bootstrap)
     # [n, len(coord_names) + len(task_names)] float32: true simulator coordinates, then the
-    # subtask flags
+    # subtask flags ([n, 0] for envs without coordinates)
     coords: np.ndarray
+    # Other per-step fields by name, each [n]: `success` for meta-RL and goal envs.
+    info: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-class BatchEnv(Protocol):
-    """A batch of `num_envs` copies of one env whose episodes start and end together."""
+class Stepper(Protocol):
+    """The batch-env protocol every rollout runs on: `num_envs` envs stepped together. An env
+    whose episode ends before the others' is frozen until the next `reset`: it returns its
+    last observation, reward 0 and terminated True."""
 
-    spec: EnvSpec
     num_envs: int
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Start new episodes (env i seeded with seed + i; None: the seed given at make);
-        returns (obs [n, obs_dim], coords [n, k])."""
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start new episodes (env i seeded with seed + i); returns (obs [n, *obs_shape],
+        coords [n, k])."""
         ...
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Apply actions [n, act_dim] in [-1, 1]."""
         ...
+
+    def close(self) -> None: ...
+
+
+class BatchEnv(Stepper, Protocol):
+    """A batch of `num_envs` copies of one skill env whose episodes start and end together
+    (`reset(None)` uses the seed given at make)."""
+
+    spec: EnvSpec
 
     def set_coords(self, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:
         """Observations equal to `obs` with their coverage coordinates replaced (goal states;
@@ -81,7 +93,10 @@ class BatchEnv(Protocol):
         sees beside a third-person view)."""
         ...
 
-    def close(self) -> None: ...
+
+def no_coords(n: int) -> np.ndarray:
+    """The coordinates [n, 0] of envs that have none to count."""
+    return np.zeros((n, 0), np.float32)
 
 
 def replace_coords(spec: EnvSpec, obs: np.ndarray, coords: np.ndarray) -> np.ndarray:

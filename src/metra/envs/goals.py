@@ -17,21 +17,25 @@ Gymnasium-Robotics) is imported when the env is built, so `import metra` stays l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from metra.envs.base import StepResult, no_coords
 from metra.envs.registry import Registry
 
 __all__ = [
     "GOAL_ENV_NAMES",
     "GoalEnv",
+    "GoalEnvBatch",
     "GoalEnvSpec",
     "UnwrappedEnv",
     "check_task",
     "goal_env_spec",
     "make_goal_env",
+    "make_goal_envs",
 ]
 
 
@@ -142,6 +146,11 @@ def make_goal_env(name: str, seed: int = 0) -> GoalEnv:
     return GOAL_ENVS.load(name)(spec, seed)  # type: ignore[no-any-return]
 
 
+def make_goal_envs(name: str, seed: int, n: int) -> GoalEnvBatch:
+    """n envs `name` as one batch, env i built with seed + i."""
+    return GoalEnvBatch([make_goal_env(name, seed + i) for i in range(n)])
+
+
 def check_task(spec: GoalEnvSpec, task: int | None) -> None:
     """Reject a task number the env does not have (None: a random goal)."""
     if task is None:
@@ -150,6 +159,53 @@ def check_task(spec: GoalEnvSpec, task: int | None) -> None:
         raise ValueError(f"{spec.name} has no fixed evaluation tasks; pass task=None")
     if not 1 <= task <= spec.eval_tasks:
         raise ValueError(f"{spec.name} has evaluation tasks 1..{spec.eval_tasks}, got task={task}")
+
+
+class GoalEnvBatch:
+    """Goal envs on the one batch-env protocol (`metra.envs.base.Stepper`), so the goal
+    workflow rolls out as every other does. Env i restarts with seed + i; after each `reset`
+    `goals` [n, goal_dim] holds the episode's goals. A step reports `info["success"]` (the
+    benchmark's rule) and the success flag as its reward; an env whose episode ended at
+    success is frozen, and the time limit is not a terminal state."""
+
+    def __init__(self, envs: Sequence[GoalEnv]) -> None:
+        self.envs = list(envs)
+        self.spec = self.envs[0].spec
+        self.num_envs = len(self.envs)
+        self.goals = np.zeros((self.num_envs, self.spec.goal_dim), np.float32)
+
+    def reset(self, seed: int, task: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """New episodes on evaluation task `task` (None: random goals)."""
+        starts = [env.reset(seed=seed + i, task=task) for i, env in enumerate(self.envs)]
+        self._obs = np.stack([obs for obs, _ in starts])
+        self.goals = np.stack([goal for _, goal in starts])
+        self._done = np.zeros(self.num_envs, bool)
+        self._terminal = np.zeros(self.num_envs, bool)
+        self._steps = 0
+        return self._obs.copy(), no_coords(self.num_envs)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        self._steps += 1
+        success = np.zeros(self.num_envs, np.float32)
+        was_done = self._done.copy()
+        for i, env in enumerate(self.envs):
+            if not self._done[i]:
+                self._obs[i], success[i], self._done[i] = env.step(actions[i])
+        # Before the time limit only a goal ends an episode; at it, only where success does.
+        time_up = self._steps >= self.spec.episode_len
+        by_goal = np.logical_or(not time_up, (success > 0) & self.spec.ends_at_success)
+        self._terminal |= self._done & ~was_done & by_goal
+        return StepResult(
+            obs=self._obs.copy(),
+            reward=success.copy(),
+            terminated=self._terminal.copy(),
+            coords=no_coords(self.num_envs),
+            info={"success": success},
+        )
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 class UnwrappedEnv:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from metra.envs.base import Stepper, StepResult, no_coords
 from metra.envs.registry import Registry
 
 Task = dict[str, Any]  # a task's parameters, e.g. {"velocity": 1.3}
@@ -38,25 +39,24 @@ META_FAMILIES = Registry(
 META_TASK_NAMES = META_FAMILIES.names
 
 
-class MetaEnvBatch(Protocol):
-    """`num_envs` envs, env i solving task i of the batch; episodes start together.
+class MetaEnvBatch(Stepper, Protocol):
+    """`num_envs` envs, env i solving task i of the batch, on the one batch-env protocol
+    (`metra.envs.base.Stepper`): no coordinates ([n, 0]), and `info["success"]` [n] float32
+    (0 in families without success). An env whose episode terminated early is no longer
+    stepped until the next `reset`."""
 
-    An env whose episode terminated early is no longer stepped: until the next `reset` it
-    returns its last observation, reward 0 and terminated True.
-    """
 
-    num_envs: int
-
-    def reset(self, seed: int) -> np.ndarray:
-        """New episodes (env i seeded with seed + i); returns obs [n, obs_dim] float32."""
-        ...
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Apply actions [n, act_dim] in [-1, 1]; returns obs [n, obs_dim] float32, reward [n]
-        float32, terminated [n] bool, success [n] float32 (0 in families without success)."""
-        ...
-
-    def close(self) -> None: ...
+def meta_step(
+    obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray, success: np.ndarray
+) -> StepResult:
+    """One step of a meta-RL batch in the batch-env protocol."""
+    return StepResult(
+        obs=np.asarray(obs, np.float32),
+        reward=np.asarray(reward, np.float32),
+        terminated=np.asarray(terminated, bool),
+        coords=no_coords(len(obs)),
+        info={"success": np.asarray(success, np.float32)},
+    )
 
 
 class MetaTasks(Protocol):

@@ -29,7 +29,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from metra.envs.meta import Task
+from metra.envs.base import StepResult, no_coords
+from metra.envs.meta import Task, meta_step
 from metra.envs.metaworld_worker import read_frame, write_frame
 
 ML1_ENVS: dict[str, str] = {
@@ -184,23 +185,17 @@ class MetaWorldEnvBatch:
             raise MetaWorldError(f"{command} on a closed Meta-World env batch")
         return self._worker.call(command, **kwargs)
 
-    def reset(self, seed: int) -> np.ndarray:
-        """New episodes (env i seeded with seed + i); obs [n, obs_dim] float32. ML1 resets are
-        fixed by the task (object and goal positions), so the seed changes nothing visible."""
-        return np.asarray(self._call("reset", seed=int(seed)), dtype=np.float32)
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """New episodes (env i seeded with seed + i); obs [n, obs_dim] float32 and no coords.
+        ML1 resets are fixed by the task (object and goal positions), so the seed changes
+        nothing visible."""
+        obs = np.asarray(self._call("reset", seed=int(seed)), dtype=np.float32)
+        return obs, no_coords(self.num_envs)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Actions [n, act_dim] in [-1, 1]; returns obs, reward, terminated, success. Stepping
-        past `episode_len` without a reset raises `MetaWorldError` (Meta-World refuses it)."""
-        obs, reward, terminated, success = self._call(
-            "step", actions=np.asarray(actions, dtype=np.float32)
-        )
-        return (
-            np.asarray(obs, dtype=np.float32),
-            np.asarray(reward, dtype=np.float32),
-            np.asarray(terminated, dtype=bool),
-            np.asarray(success, dtype=np.float32),
-        )
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Actions [n, act_dim] in [-1, 1]. Stepping past `episode_len` without a reset raises
+        `MetaWorldError` (Meta-World refuses it)."""
+        return meta_step(*self._call("step", actions=np.asarray(actions, dtype=np.float32)))
 
     def debug_target_pos(self) -> np.ndarray:
         """Each env's goal position [n, 3] (Meta-World's `env._target_pos`). For tests and

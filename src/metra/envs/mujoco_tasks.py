@@ -51,7 +51,8 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 
-from metra.envs.meta import Task
+from metra.envs.base import StepResult, no_coords
+from metra.envs.meta import Task, meta_step
 
 EPISODE_LEN = 200
 
@@ -310,15 +311,15 @@ class MujocoMetaBatch:
                 getattr(env.model, name)[:] = value * task[name]
         self._started = False
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         for i, env in enumerate(self._envs):
             env.reset(seed=seed + i)
             self._obs[i] = self._family.obs(env)
         self._done[:] = False
         self._started = True
-        return self._obs.copy()
+        return self._obs.copy(), no_coords(self.num_envs)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray) -> StepResult:
         if not self._started:
             raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions, np.float64)
@@ -332,8 +333,7 @@ class MujocoMetaBatch:
                 continue
             reward[i], self._done[i] = self._family.step(env, task, scaled[i])
             self._obs[i] = self._family.obs(env)
-        success = np.zeros(self.num_envs, np.float32)
-        return self._obs.copy(), reward, self._done.copy(), success
+        return meta_step(self._obs.copy(), reward, self._done.copy(), np.zeros(self.num_envs))
 
     def close(self) -> None:
         for env in self._envs:

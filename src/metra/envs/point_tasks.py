@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metra.envs.meta import Task
+from metra.envs.base import StepResult, no_coords
+from metra.envs.meta import Task, meta_step
 
 MAX_STEP = 0.1
 
@@ -29,15 +30,15 @@ class PointGoalBatch:
         self.num_envs = len(self.goals)
         self.pos = np.zeros((self.num_envs, 2), np.float32)
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         self.pos = np.zeros((self.num_envs, 2), np.float32)
-        return self.pos.copy()
+        return self.pos.copy(), no_coords(self.num_envs)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray) -> StepResult:
         self.pos = (self.pos + MAX_STEP * np.clip(actions, -1.0, 1.0)).astype(np.float32)
-        reward = -np.linalg.norm(self.pos - self.goals, axis=-1).astype(np.float32)
+        reward = -np.linalg.norm(self.pos - self.goals, axis=-1)
         zeros = np.zeros(self.num_envs)
-        return self.pos.copy(), reward, zeros.astype(bool), zeros.astype(np.float32)
+        return meta_step(self.pos.copy(), reward, zeros, zeros)
 
     def close(self) -> None:
         pass

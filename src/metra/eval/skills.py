@@ -10,22 +10,16 @@ import jax
 import numpy as np
 
 from metra.envs import BatchEnv, EnvSpec, make_env
-from metra.rollout import Policy, Trajectories, coverage, mean_displacement, rollout
+from metra.rollout import (
+    Trajectories,
+    agent_policy,
+    coverage,
+    mean_displacement,
+    random_policy,
+    rollout,
+)
 
 EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
-
-
-def skill_policy(
-    agent: Any, latents: np.ndarray, deterministic: bool, key: jax.Array | None = None
-) -> Policy:
-    """Each env keeps its own fixed skill for the whole episode."""
-
-    def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        step_key = None if deterministic else jax.random.fold_in(key, t)
-        action = agent.act(obs, latents, deterministic=deterministic, key=step_key)
-        return np.asarray(action), latents
-
-    return policy
 
 
 def evaluation_count(discrete: bool, latent_dim: int, n: int) -> int:
@@ -59,7 +53,7 @@ def skill_trajectories(
     step, so it reports the coverage logged at that step."""
     latents = evaluation_latents(agent, n, jax.random.fold_in(jax.random.PRNGKey(seed), draw))
     with closing(make_env(env_name, seed, len(latents))) as env:
-        return rollout(env, skill_policy(agent, latents, deterministic=True), seed)
+        return rollout(env, agent_policy(agent, latents, deterministic=True), seed)
 
 
 def coverage_coords(trajectories: Trajectories, spec: EnvSpec) -> np.ndarray:
@@ -98,17 +92,6 @@ def in_chunks(
     flat = x.reshape(-1, *x.shape[x.ndim - item_ndim :])
     out = np.concatenate([np.asarray(fn(flat[i : i + chunk])) for i in range(0, len(flat), chunk)])
     return out.reshape(*lead, *out.shape[1:])
-
-
-def random_policy(act_dim: int, latents: np.ndarray, seed: int) -> Policy:
-    """Uniform random actions (reported with `latents`): the warm-up policy, and the baseline
-    every coverage is read against."""
-    rng = np.random.default_rng(seed)
-
-    def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        return rng.uniform(-1, 1, (len(obs), act_dim)).astype(np.float32), latents
-
-    return policy
 
 
 def random_rollout(env: BatchEnv, seed: int) -> Trajectories:

@@ -11,13 +11,12 @@ import imageio.v2 as imageio
 import numpy as np
 
 from metra.envs import make_env
-from metra.eval.skills import skill_policy
-from metra.rollout import rollout
+from metra.rollout import agent_policy, rollout
 
 
 def skill_video(agent: Any, env_name: str, latents: np.ndarray, path: Path, fps: int = 30) -> Path:
     """Deterministic rollouts of `latents`, one tile per skill, written to `path` (.mp4)."""
-    inner = skill_policy(agent, latents, deterministic=True)
+    inner = agent_policy(agent, latents, deterministic=True)
     frames: list[np.ndarray] = []
     with closing(make_env(env_name, 0, len(latents))) as env:
 

@@ -16,6 +16,10 @@ from tensorboardX import SummaryWriter
 from metra.errors import DamagedFileError
 from metra.run.folder import CONFIG_FILE, PROGRESS_FILE
 
+# The throughput columns `run_epochs` adds to every row, and the SAC terms every agent logs.
+TIME_COLUMNS = ("updates", "time_s", "env_steps_per_s", "updates_per_s")
+SAC_METRICS = ("critic_loss", "q", "actor_loss", "entropy", "alpha", "reward")
+
 WANDB_ID_FILE = "wandb_id.txt"  # the run folder's W&B run id, so a resume continues that run
 WANDB_INSTALL = 'pip install "metra[wandb]"'
 
@@ -40,6 +44,22 @@ def wandb_run_id(run_dir: Path) -> str:
     run_id = uuid.uuid4().hex[:16]
     path.write_text(run_id + "\n")
     return run_id
+
+
+def metric_tag(name: str, evaluated: bool) -> str:
+    """The TensorBoard and W&B name of log column `name`, so their panels group by kind:
+    `eval/` for evaluation scores, `time/` for throughput, `train/` for statistics of the
+    collected data (`train_*` columns), `sac/` for the SAC terms every agent shares, `rep/`
+    for the rest (what each agent learns its latent space with: phi and lambda, the context
+    encoder, the quasimetric critic). progress.csv keeps the flat names, so every run folder
+    and its plots read the same."""
+    if evaluated:
+        return f"eval/{name}"
+    if name in TIME_COLUMNS:
+        return f"time/{name}"
+    if name.startswith("train_"):
+        return f"train/{name.removeprefix('train_')}"
+    return f"{'sac' if name in SAC_METRICS else 'rep'}/{name}"
 
 
 class WandbSink:
@@ -79,8 +99,8 @@ class WandbSink:
 class RunLogger:
     """Appends one row per log step to progress.csv (the step column, `env_steps` unless
     named otherwise, first) and mirrors every number to TensorBoard, and to W&B with
-    `wandb=True` (a train config's `logger="wandb"`). A new key widens the CSV; rows keep
-    empty cells."""
+    `wandb=True` (a train config's `logger="wandb"`), under its `metric_tag`. A new key
+    widens the CSV; rows keep empty cells."""
 
     def __init__(
         self,
@@ -113,7 +133,8 @@ class RunLogger:
             writer.writerows(self.rows)
         tmp.replace(self.path)
 
-    def log(self, step: int, values: dict[str, float]) -> None:
+    def log(self, step: int, values: dict[str, float], evaluated: Iterable[str] = ()) -> None:
+        """One row; `evaluated` names the columns that are evaluation scores."""
         row = {self.step_name: step, **{k: float(v) for k, v in values.items()}}
         self.rows.append(row)
         new = [k for k in row if k not in self.columns]
@@ -123,12 +144,14 @@ class RunLogger:
         else:
             with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, self.columns, restval="").writerow(row)
-        for key, value in row.items():
-            if key != self.step_name and math.isfinite(float(value)):
-                self.tb.add_scalar(key, float(value), step)
+        scores = set(evaluated)
+        tagged = {metric_tag(k, k in scores): v for k, v in row.items() if k != self.step_name}
+        for tag, value in tagged.items():
+            if math.isfinite(value):
+                self.tb.add_scalar(tag, value, step)
         self.tb.flush()
         if self.wandb is not None:
-            self.wandb.log(step, row)
+            self.wandb.log(step, tagged)
 
     def log_images(self, step: int, paths: Iterable[Path]) -> None:
         """Plots (PNG files) of this step; only W&B keeps them (the files stay on disk)."""

@@ -153,6 +153,7 @@ def run_epochs(
                     window = []
                 evaluated = crossed(before, now, cadence.eval_every) or now >= cadence.total
                 post = {"upd/s": f"{(c.updates - start_updates) / elapsed:.3g}"}
+                scores: dict[str, float] = {}
                 if evaluated:
                     scores = trainer.evaluate()
                     row.update(scores)
@@ -162,7 +163,7 @@ def run_epochs(
                     row["time_s"] = base + elapsed
                     row["env_steps_per_s"] = (c.env_steps - start_steps) / elapsed
                     row["updates_per_s"] = (c.updates - start_updates) / elapsed
-                    trainer.logger.log(now, row)
+                    trainer.logger.log(now, row, evaluated=scores)
                 every = cadence.checkpoint_every
                 if (every is None and evaluated) or (every and crossed(before, now, every)):
                     save()

@@ -21,9 +21,9 @@ from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.downstream import TASKS, TaskEnv, make_task
 from metra.eval.plots import Curve, line_plot
-from metra.eval.skills import EVAL_SEED, random_policy, random_rollout, skill_policy
+from metra.eval.skills import EVAL_SEED, random_rollout
 from metra.presets import require_counts
-from metra.rollout import rollout
+from metra.rollout import agent_policy, random_policy, rollout
 from metra.run.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.run.folder import RunDir
 from metra.run.logs import RunLogger, read_progress
@@ -163,7 +163,7 @@ class DownstreamTrainer:
     def evaluate(self) -> dict[str, float]:
         """Mean return of deterministic episodes on the evaluation seed."""
         no_latent = np.zeros((self.config.eval_episodes, 0), np.float32)
-        policy = skill_policy(self.agent, no_latent, deterministic=True)
+        policy = agent_policy(self.agent, no_latent, deterministic=True)
         return {"eval_return": self._returns(policy, self.eval_env, EVAL_SEED)[0]}
 
     def train_epoch(self) -> dict[str, float]:
@@ -173,7 +173,7 @@ class DownstreamTrainer:
             policy = random_policy(self.env.spec.act_dim, self.no_latent, seed)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
-            policy = skill_policy(self.agent, self.no_latent, deterministic=False, key=key)
+            policy = agent_policy(self.agent, self.no_latent, deterministic=False, key=key)
         train_return, traj = self._returns(policy, self.env, seed)
         store(self.replay, traj, bootstrap_time_limit=True)
         c.env_steps += cfg.num_envs * self.low_steps_per_episode

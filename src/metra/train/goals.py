@@ -11,6 +11,7 @@ step).
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ import numpy as np
 
 from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.data import load_dataset
-from metra.envs.goals import GoalEnv, GoalEnvSpec, goal_env_spec, make_goal_env
+from metra.envs.goals import GoalEnvBatch, GoalEnvSpec, goal_env_spec, make_goal_envs
 from metra.eval.plots import Curve, line_plot
 from metra.presets import (
     apply_overrides,
@@ -29,6 +30,7 @@ from metra.presets import (
     resume_overrides,
 )
 from metra.replay import ACTOR_GOALS, ReplayBuffer, episode_buffer, sample_goal_batch
+from metra.rollout import agent_policy, random_policy, rollout_from
 from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
@@ -51,7 +53,7 @@ class GoalTrainConfig:
     env: str
     data: str | None = None  # offline dataset (`metra data`); None trains online
     seed: int = 0
-    steps: int = 1_000_000  # offline: gradient steps; online: env steps
+    total_steps: int = 1_000_000  # offline: gradient steps; online: env steps
     batch_size: int = 1024
     grad_steps: int = 50  # gradient steps per epoch (one jitted call)
     num_envs: int = 4  # online: episodes collected per epoch
@@ -73,7 +75,7 @@ class GoalTrainConfig:
     def __post_init__(self) -> None:
         require_counts(
             self,
-            *("steps", "batch_size", "grad_steps", "num_envs", "min_replay_episodes"),
+            *("total_steps", "batch_size", "grad_steps", "num_envs", "min_replay_episodes"),
             *("replay_episodes", "eval_every", "eval_episodes"),
         )
         check_logger(self.logger)
@@ -99,10 +101,12 @@ class GoalRunConfig(SectionedConfig):
     # Runs made before the OGBench actor existed trained the tanh-Gaussian actor (their
     # activation, init and critics are the dataclass defaults, or saved).
     AGENT_BEFORE: ClassVar[dict[str, Any]] = {"offline_actor": "tanh"}
-    # The unit in the name: QRL's replay counts episodes (the skill trainer's transitions).
+    # The unit in the name: QRL's replay counts episodes (the skill trainer's transitions);
+    # the budget is `total_steps` in every workflow.
     TRAIN_RENAMED: ClassVar[dict[str, str]] = {
         "min_replay": "min_replay_episodes",
         "replay_size": "replay_episodes",
+        "steps": "total_steps",
     }
 
     @classmethod
@@ -149,69 +153,6 @@ def dataset_episodes(data: dict[str, np.ndarray]) -> ReplayBuffer:
     return buffer
 
 
-def goal_rollout(
-    envs: list[GoalEnv],
-    policy: Any,
-    seed: int,
-    task: int | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One episode in each env (env i seeded seed + i), all stepped together until each is
-    done. `policy(obs [n, d], goal [n, g]) -> actions [n, a]`. Returns the episodes
-    ([n, T, ...], T = the episode length; an env that ended early repeats its last
-    transition) and, per env, [success at the last step, success at any step] ([n, 2])."""
-    spec = envs[0].spec
-    starts = [env.reset(seed=seed + i, task=task) for i, env in enumerate(envs)]
-    obs = np.stack([o for o, _ in starts])
-    goals = np.stack([g for _, g in starts])
-    done = np.zeros(len(envs), bool)
-    success = np.zeros((len(envs), 2), bool)
-    steps: dict[str, list[np.ndarray]] = {"obs": [], "action": [], "next_obs": []}
-    for _ in range(spec.episode_len):
-        actions = np.asarray(policy(obs, goals), np.float32)
-        nxt = obs.copy()
-        for i, env in enumerate(envs):
-            if not done[i]:
-                nxt[i], success[i, 0], done[i] = env.step(actions[i])
-                success[i, 1] |= success[i, 0]
-        steps["obs"].append(obs)
-        steps["action"].append(actions)
-        steps["next_obs"].append(nxt)
-        obs = nxt
-        if done.all():
-            break
-    episodes = {k: np.stack(v, 1) for k, v in steps.items()}
-    return episodes, success
-
-
-def random_goal_policy(act_dim: int, seed: int) -> Any:
-    rng = np.random.default_rng(seed)
-    return lambda obs, goal: rng.uniform(-1, 1, (len(obs), act_dim))
-
-
-def agent_goal_policy(
-    agent: QRLAgent,
-    deterministic: bool,
-    key: jax.Array | None = None,
-    noise: float = 0.0,
-    seed: int = 0,
-) -> Any:
-    """The agent as a `goal_rollout` policy; stochastic steps fold the step count into `key`.
-    `noise` > 0 adds N(0, noise^2) from a generator seeded with `seed`, then clips to [-1, 1]
-    (the official online QRL's exploration)."""
-    step = [0]
-    rng = np.random.default_rng(seed)
-
-    def policy(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        k = None if key is None else jax.random.fold_in(key, step[0])
-        step[0] += 1
-        action = np.asarray(agent.act(obs, goal, deterministic=deterministic, key=k))
-        if noise > 0:
-            action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
-        return action
-
-    return policy
-
-
 def success_rate(
     agent: QRLAgent | None, env_name: str, episodes: int, seed: int = EVAL_SEED
 ) -> dict[str, float]:
@@ -219,28 +160,25 @@ def success_rate(
     it: per evaluation task (`task1`...) and overall. Envs whose episodes go on after success
     (Fetch) also report `success_last`, success at the last step. `agent` None: uniformly
     random actions (the floor every figure is read against)."""
-    envs = [make_goal_env(env_name, seed + i) for i in range(episodes)]
-    try:
-        spec = envs[0].spec
+    with closing(make_goal_envs(env_name, seed, episodes)) as envs:
+        spec = envs.spec
         tasks: list[int | None] = list(range(1, spec.eval_tasks + 1)) or [None]
         scores = {}
-        if agent is None:
-            policy = random_goal_policy(spec.act_dim, seed)
-        else:
-            policy = agent_goal_policy(agent, deterministic=True)
         last = []
         for task in tasks:
-            _, success = goal_rollout(envs, policy, seed, task)
-            scores[f"task{task}" if task else "success"] = float(success[:, 1].mean())
-            last.append(float(success[:, 0].mean()))
+            start = envs.reset(seed, task)
+            if agent is None:
+                policy = random_policy(spec.act_dim, envs.goals, seed)
+            else:
+                policy = agent_policy(agent, envs.goals, deterministic=True)
+            traj = rollout_from(envs, start, policy)
+            scores[f"task{task}" if task else "success"] = float(traj.ever("success").mean())
+            last.append(float(traj.last("success").mean()))
         if spec.eval_tasks:
             scores["success"] = float(np.mean(list(scores.values())))
         if not spec.ends_at_success:
             scores["success_last"] = float(np.mean(last))
         return scores
-    finally:
-        for env in envs:
-            env.close()
 
 
 def is_goal_run(run_dir: Path) -> bool:
@@ -296,15 +234,13 @@ class GoalTrainer:
             import_wandb()  # a missing wandb fails here, before any work
         self.spec: GoalEnvSpec = goal_env_spec(self.cfg.env)
         spec = self.spec
-        if self.cfg.offline:  # no training envs: evaluation builds its own
-            self.envs: list[GoalEnv] = []
+        self.envs: GoalEnvBatch | None = None  # offline: evaluation builds its own
+        if self.cfg.offline:
             if data is None:
                 raise ValueError("an offline run needs its dataset")
             self.buffer = dataset_episodes(data)
         else:
-            self.envs = [
-                make_goal_env(self.cfg.env, self.cfg.seed + i) for i in range(self.cfg.num_envs)
-            ]
+            self.envs = make_goal_envs(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
             self.buffer = episode_buffer(
                 self.cfg.replay_episodes, spec.episode_len, spec.obs_dim, spec.act_dim
             )
@@ -333,17 +269,21 @@ class GoalTrainer:
     def _collect(self) -> None:
         cfg, c = self.cfg, self.counters
         seed = epoch_seed(cfg.seed, c.epoch)
+        envs = self.envs
+        assert envs is not None
+        start = envs.reset(seed)
         if len(self.buffer) < cfg.min_replay_episodes:
-            policy = random_goal_policy(self.spec.act_dim, seed)
+            policy = random_policy(self.spec.act_dim, envs.goals, seed)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
-            policy = agent_goal_policy(
-                self.agent, False, key, noise=cfg.exploration_noise, seed=seed
+            policy = agent_policy(
+                self.agent, envs.goals, False, key, noise=cfg.exploration_noise, seed=seed
             )
-        episodes, _ = goal_rollout(self.envs, policy, seed)
-        if episodes["obs"].shape[1] != self.spec.episode_len:
+        traj = rollout_from(envs, start, policy)
+        if (traj.lengths < self.spec.episode_len).any():
             raise RuntimeError(f"{cfg.env} ended episodes early: online QRL needs full episodes")
-        self.buffer.add(episodes)
+        rows = traj.env_major()
+        self.buffer.add({k: rows[k] for k in ("obs", "action", "next_obs")})
         c.env_steps += cfg.num_envs * self.spec.episode_len
 
     def train_epoch(self) -> dict[str, float]:
@@ -383,15 +323,15 @@ class GoalTrainer:
         try:
             run_epochs(
                 self,
-                Cadence(self.cfg.steps, self.cfg.eval_every),
+                Cadence(self.cfg.total_steps, self.cfg.eval_every),
                 self.steps,
                 f"QRL {mode} {self.cfg.env}",
                 progress,
                 f"metra qrl --resume {self.run_dir}",
             )
         finally:
-            for env in self.envs:
-                env.close()
+            if self.envs is not None:
+                self.envs.close()
         plot_success(self.run_dir, self.step_name)
         return self.run_dir
 
@@ -428,13 +368,13 @@ def train_qrl(
             counters = read_state(run.path)["counters"]
             saved = counters["updates" if config.train.offline else "env_steps"]
             hint = f"metra qrl --resume {run}"
-            steps = resumed_total(run, saved, config.train.steps, steps, hint)
+            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
         else:
             config = GoalRunConfig.default(env, None if data is None else str(data))
             config = apply_overrides(config, list(overrides))
             config = config.with_train(seed=seed)
         if steps is not None:
-            config = config.with_train(steps=steps)
+            config = config.with_train(total_steps=steps)
         dataset = None
         if config.train.data is not None:
             dataset = load_dataset(Path(config.train.data), goal_env_spec(config.train.env))

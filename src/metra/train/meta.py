@@ -30,15 +30,9 @@ import numpy as np
 
 from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
+from metra.envs.base import no_coords
 from metra.envs.meta import MetaEnvBatch, MetaTasks, make_meta_tasks
-from metra.eval.meta import (
-    EVAL_SEED,
-    agent_policy,
-    meta_test,
-    random_policy,
-    repeated,
-    rollout,
-)
+from metra.eval.meta import EVAL_SEED, meta_test, repeated
 from metra.eval.plots import Curve, line_plot
 from metra.presets import (
     apply_overrides,
@@ -47,6 +41,7 @@ from metra.presets import (
     resume_overrides,
 )
 from metra.replay import TaskReplay
+from metra.rollout import agent_policy, random_policy, rollout
 from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
@@ -206,14 +201,37 @@ def random_scores(
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     envs = family.make_envs(repeated(family.test_tasks, rollouts))
     try:
-        run = rollout(envs, random_policy(family.act_dim, seed), family.episode_len, seed)
+        policy = random_policy(family.act_dim, no_coords(envs.num_envs), seed)
+        run = rollout(envs, policy, seed, family.episode_len)
     finally:
         envs.close()
-    scores = {"random_return": float(run.returns.mean())}
+    scores = {"random_return": float(run.returns().mean())}
     if family.has_success:
-        scores["random_success"] = float(run.success.mean())
+        scores["random_success"] = float(run.ever("success").mean())
     write_json(path, scores)
     return scores
+
+
+def meta_batches(
+    replay: TaskReplay,
+    rng: np.random.Generator,
+    n: int,
+    cfg: MetaTrainConfig,
+    crop_window: int = 0,
+) -> dict[str, np.ndarray]:
+    """n meta-batches stacked on a leading axis: per batch, `meta_batch` train tasks, RL
+    transitions and a context of each (and CoCOA's crops of `crop_window` steps)."""
+    num_train = len(replay.tasks)
+    rows = []
+    for _ in range(n):
+        replace = cfg.tasks_with_replacement or cfg.meta_batch > num_train
+        tasks = rng.choice(num_train, cfg.meta_batch, replace=replace)
+        row = replay.sample_rl(rng, tasks, cfg.batch_size)
+        row["context"] = replay.sample_context(rng, tasks, cfg.context_size)
+        if crop_window:
+            row.update(replay.sample_crops(rng, tasks, crop_window))
+        rows.append(row)
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
 class MetaTrainer:
@@ -287,30 +305,21 @@ class MetaTrainer:
                 else:
                     ctx = self.replay.sample_context(rng, now, cfg.context_size)
                     mu, var = agent.infer(jnp.asarray(ctx))
-                policy = agent_policy(agent, sample_gaussian(k_z, mu, var), k_act)
-                run = rollout(envs, policy, fam.episode_len, seed + 100 * j)
+                policy = agent_policy(agent, sample_gaussian(k_z, mu, var), False, k_act)
+                rows = rollout(envs, policy, seed + 100 * j, fam.episode_len).env_major()
                 for i, task in enumerate(now):
-                    self.replay.add(int(task), run.task(i), for_context)
-                collected[active] += run.episodes["length"]
-                self.counters.env_steps += int(run.episodes["length"].sum())
+                    self.replay.add(
+                        int(task), {k: v[i : i + 1] for k, v in rows.items()}, for_context
+                    )
+                collected[active] += rows["length"]
+                self.counters.env_steps += int(rows["length"].sum())
         finally:
             if envs is not None:
                 envs.close()
 
-    def _batches(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        """n meta-batches stacked on a leading axis."""
-        cfg, num_train = self.cfg, len(self.family.train_tasks)
-        window = self.agent.crop_window
-        rows = []
-        for _ in range(n):
-            replace = cfg.tasks_with_replacement or cfg.meta_batch > num_train
-            tasks = rng.choice(num_train, cfg.meta_batch, replace=replace)
-            row = self.replay.sample_rl(rng, tasks, cfg.batch_size)
-            row["context"] = self.replay.sample_context(rng, tasks, cfg.context_size)
-            if window:
-                row.update(self.replay.sample_crops(rng, tasks, window))
-            rows.append(row)
-        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    def batches(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """n meta-batches of this run's replay and schedule (`meta_batches`)."""
+        return meta_batches(self.replay, rng, n, self.cfg, self.agent.crop_window)
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.cfg, self.counters
@@ -336,7 +345,7 @@ class MetaTrainer:
         rows = []
         for start in range(0, cfg.grad_steps, cfg.chunk):
             n = min(cfg.chunk, cfg.grad_steps - start)
-            self.agent, metrics = self.agent.update(self._batches(rng, n))
+            self.agent, metrics = self.agent.update(self.batches(rng, n))
             c.updates += n
             rows.append(finite_metrics(metrics, f"env step {c.env_steps}"))
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

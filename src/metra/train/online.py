@@ -22,14 +22,19 @@ from metra.eval.skills import (
     coverage_coords,
     evaluation_count,
     evaluation_draw,
-    random_policy,
     skill_metrics,
-    skill_policy,
     skill_trajectories,
 )
 from metra.presets import RunConfig, algo_classes
 from metra.replay import FrameReplay, ReplayBuffer
-from metra.rollout import Trajectories, mean_displacement, rollout, visited_bins
+from metra.rollout import (
+    Trajectories,
+    agent_policy,
+    mean_displacement,
+    random_policy,
+    rollout,
+    visited_bins,
+)
 from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
@@ -57,8 +62,8 @@ def read_config(run_dir: Path) -> RunConfig:
     except (KeyError, TypeError) as err:
         raise RunFolderError(
             f"{Path(run_dir) / 'config.json'} is not a skill run's config (no field {err}): "
-            "is it a qrl, sac, meta-train or downstream run? (a sac run logs its "
-            "evaluations in progress.csv)"
+            "is it a meta-train run (metra meta-test reads it) or a downstream run (its "
+            "evaluations are in progress.csv)?"
         ) from None
 
 
@@ -159,7 +164,7 @@ class SkillTrainer:
         if warmup and self.cfg.warmup_actions == "uniform":
             policy = random_policy(self.spec.act_dim, latents, seed)
         else:
-            policy = skill_policy(agent, latents, deterministic=False, key=k_act)
+            policy = agent_policy(agent, latents, deterministic=False, key=k_act)
         return rollout(self.env, policy, seed)
 
     def _absorb(self, trajectories: Trajectories) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """A finished run folder read back: `metra eval`, `metra plot`, `metra export` and
-`metra.load` (skill runs, and QRL runs through their workflow's loader)."""
+`metra.load` (skill runs, and QRL and SAC runs through their workflows' loaders)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,14 @@ from metra.run.checkpoint import Counters, load_checkpoint, save_weights
 from metra.run.folder import CONFIG_FILE, EVAL_FILE, PROGRESS_FILE, write_json
 from metra.train.goals import evaluate_goal_run, is_goal_run, load_goal_run
 from metra.train.online import create_agent, read_config
+from metra.train.sac import evaluate_sac_run, is_sac_run, load_sac_run
 
 
 def _restore(run_dir: Path) -> tuple[Any, Any, Counters]:
     if is_goal_run(run_dir):  # QRL: a GoalRunConfig and a QRLAgent
         return load_goal_run(run_dir)
+    if is_sac_run(run_dir):  # metra sac: a SACRunConfig and a SACAgent
+        return load_sac_run(run_dir)
     config = read_config(run_dir)
     template = create_agent(config, env_spec(config.train.env))
     return (config, *load_checkpoint(run_dir, template))
@@ -35,7 +38,8 @@ def _restore(run_dir: Path) -> tuple[Any, Any, Counters]:
 
 def load(run_dir: str | Path) -> Any:
     """The trained agent of a run folder: `act(obs, z, deterministic=...)`; a skill agent's
-    `phi(obs)`, or a QRL agent's `distance(obs, goal)` (its latent z is the goal)."""
+    `phi(obs)`, or a QRL agent's `distance(obs, goal)` (its latent z is the goal; a `metra
+    sac` agent has none)."""
     return _restore(Path(run_dir))[1]
 
 
@@ -45,10 +49,13 @@ def evaluate(
     """Coverage, and zero-shot goal reaching (goals within +-goal_range of the start; default
     the env's) for agents with a goal rule (METRA, LSD) and continuous skills; writes
     RUN_DIR/eval.json. A QRL run: success over its env's evaluation tasks, `goals` episodes
-    per task, beside a random policy's."""
+    per task, beside a random policy's. A `metra sac` run: its evaluation return and a
+    random policy's."""
     run_dir = Path(run_dir)
     if is_goal_run(run_dir):
         return evaluate_goal_run(run_dir, goals)
+    if is_sac_run(run_dir):
+        return evaluate_sac_run(run_dir)
     config, agent, counters = _restore(run_dir)
     env_name = config.train.env
     spec = env_spec(env_name)

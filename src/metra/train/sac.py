@@ -9,11 +9,12 @@ device (donated, so written in place), one samples a batch there, takes the SAC 
 the next action with the updated actor; nothing crosses to the host but the transition in and
 the action out. An epoch is one episode; each episode's reset seed, warm-up actions and keys
 are drawn from (seed, episode) or (seed, step), so a resumed run continues exactly:
-checkpoints fall on episode ends, and a run ends with the episode that reaches `steps`.
+checkpoints fall on episode ends, and a run ends with the episode that reaches `total_steps`.
 """
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -40,8 +41,8 @@ from metra.run.checkpoint import (
     save_checkpoint,
 )
 from metra.run.config import SectionedConfig
-from metra.run.folder import RunDir, resumed_total
-from metra.run.logs import RunLogger, import_wandb
+from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
+from metra.run.logs import SAC_METRICS, RunLogger, import_wandb
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
@@ -55,7 +56,7 @@ class SACTrainConfig:
 
     env: str = "half_cheetah"
     seed: int = 0
-    steps: int = 1_000_000  # env steps
+    total_steps: int = 1_000_000  # env steps
     batch_size: int = 256
     learning_starts: int = 10_000  # uniformly random env steps before the first update
     replay_size: int = 1_000_000  # transitions kept
@@ -66,7 +67,9 @@ class SACTrainConfig:
     def __post_init__(self) -> None:
         if self.env not in SAC_ENVS:
             raise ValueError(f"unknown SAC env {self.env!r}; known: {', '.join(SAC_ENVS)}")
-        require_counts(self, "steps", "batch_size", "replay_size", "eval_every", "eval_episodes")
+        require_counts(
+            self, "total_steps", "batch_size", "replay_size", "eval_every", "eval_episodes"
+        )
         if self.learning_starts < self.batch_size:
             raise ValueError(
                 f"learning_starts ({self.learning_starts}) must hold at least one batch "
@@ -81,6 +84,7 @@ class SACRunConfig(SectionedConfig):
 
     TRAIN: ClassVar[type] = SACTrainConfig
     AGENT: ClassVar[type | None] = SACConfig
+    TRAIN_RENAMED: ClassVar[dict[str, str]] = {"steps": "total_steps"}  # one budget name
 
     train: SACTrainConfig
     agent: SACConfig = field(default_factory=SACConfig)
@@ -155,7 +159,66 @@ def learn_step(
     return agent, totals, action
 
 
-METRIC_NAMES = ("critic_loss", "q", "actor_loss", "entropy", "alpha", "reward")
+def _returns(env: Any, act: Any, episodes: int) -> float:
+    """Mean return of `act(obs) -> action` over `episodes` episodes on the evaluation seeds."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + i)
+        done, ret = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            ret += float(reward)
+            done = terminated or truncated
+        returns.append(ret)
+    return float(np.mean(returns))
+
+
+def mean_return(env: Any, agent: SACAgent, episodes: int) -> float:
+    """The agent's deterministic return on the evaluation seeds."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(agent.act(obs[None].astype(np.float32), deterministic=True)[0])
+
+    return _returns(env, act, episodes)
+
+
+def random_return(env: Any, episodes: int) -> float:
+    """Uniformly random actions' return on the evaluation seeds: the floor."""
+    rng = np.random.default_rng(EVAL_SEED)
+    act_dim = env.action_space.shape[0]
+    return _returns(env, lambda obs: rng.uniform(-1.0, 1.0, act_dim), episodes)
+
+
+def is_sac_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a `metra sac` run."""
+    run = RunDir(run_dir)
+    return run.config_path.exists() and "learning_starts" in run.read_config().get("train", {})
+
+
+def load_sac_run(run_dir: Path) -> tuple[SACRunConfig, SACAgent, Counters]:
+    """The config, trained agent and counters of a `metra sac` run folder."""
+    config = SACRunConfig.from_dict(RunDir(run_dir).read_config())
+    with closing(make_task_env(config.train.env)) as env:
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    template = SACAgent.create(config.agent, obs_dim, act_dim, config.train.seed)
+    return (config, *load_checkpoint(Path(run_dir), template))
+
+
+def evaluate_sac_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
+    """The last checkpoint's return over `episodes` (default: the run's) evaluation
+    episodes beside a random policy's; writes RUN_DIR/eval.json."""
+    config, agent, counters = load_sac_run(run_dir)
+    episodes = episodes or config.train.eval_episodes
+    with closing(make_task_env(config.train.env)) as env:
+        result = {
+            "env": config.train.env,
+            "env_steps": counters.env_steps,
+            "episodes": episodes,
+            "eval_return": mean_return(env, agent, episodes),
+            "random_return": random_return(env, episodes),
+        }
+    write_json(Path(run_dir) / EVAL_FILE, result)
+    return result
 
 
 class SACTrainer:
@@ -200,7 +263,7 @@ class SACTrainer:
         seed = epoch_seed(cfg.seed, c.epoch)
         rng = np.random.default_rng(seed)
         obs, _ = self.env.reset(seed=seed)
-        totals = {k: jnp.zeros(()) for k in METRIC_NAMES}
+        totals = {k: jnp.zeros(()) for k in SAC_METRICS}
         updates, ret, done, action = 0, 0.0, False, None
         while not done:
             if c.env_steps < cfg.learning_starts:
@@ -232,32 +295,15 @@ class SACTrainer:
             row.update(finite_metrics(means, f"env step {c.env_steps}"))
         return row
 
-    def _mean_return(self, act: Any) -> float:
-        """Mean return of `act(obs) -> action` over the fixed evaluation seeds."""
-        returns = []
-        for i in range(self.cfg.eval_episodes):
-            obs, _ = self.env.reset(seed=EVAL_SEED + i)
-            done, ret = False, 0.0
-            while not done:
-                obs, reward, terminated, truncated, _ = self.env.step(act(obs))
-                ret += float(reward)
-                done = terminated or truncated
-            returns.append(ret)
-        return float(np.mean(returns))
-
     def evaluate(self) -> dict[str, float]:
         """Deterministic episodes on fixed evaluation seeds, beside a uniformly random
         policy's return on the same seeds (the floor)."""
         if self._random_return is None:
-            rng = np.random.default_rng(EVAL_SEED)
-            self._random_return = self._mean_return(
-                lambda obs: rng.uniform(-1.0, 1.0, self.act_dim)
-            )
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.agent.act(obs[None].astype(np.float32), deterministic=True)[0])
-
-        return {"eval_return": self._mean_return(act), "random_return": self._random_return}
+            self._random_return = random_return(self.env, self.cfg.eval_episodes)
+        return {
+            "eval_return": mean_return(self.env, self.agent, self.cfg.eval_episodes),
+            "random_return": self._random_return,
+        }
 
     def save(self) -> None:
         size = int(self.replay["size"])
@@ -269,7 +315,7 @@ class SACTrainer:
         try:
             run_epochs(
                 self,
-                Cadence(self.cfg.steps, self.cfg.eval_every),
+                Cadence(self.cfg.total_steps, self.cfg.eval_every),
                 lambda c: c.env_steps,
                 f"SAC {SAC_ENVS[self.cfg.env]}",
                 progress,
@@ -296,10 +342,10 @@ def train_sac(
             config = resume_overrides(SACRunConfig.from_dict(run.read_config()), list(overrides))
             saved = read_state(run.path)["counters"]["env_steps"]
             hint = f"metra sac --resume {run}"
-            steps = resumed_total(run, saved, config.train.steps, steps, hint)
+            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
         else:
             config = SACRunConfig(SACTrainConfig(env=env, seed=seed))
             config = apply_overrides(config, list(overrides))
         if steps is not None:
-            config = config.with_train(steps=steps)
+            config = config.with_train(total_steps=steps)
         return SACTrainer(config, run.path, resuming).run(progress)
