@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -78,6 +79,13 @@ class Agent(struct.PyTreeNode):
     @jax.jit
     def _jit_step(self, batch: Batch) -> tuple[Any, Metrics]:
         return self.update_step(batch)
+
+
+def gradient_step(state: Any, loss_fn: Callable[[Any], tuple[jax.Array, Any]]) -> tuple[Any, Any]:
+    """One optimizer step of a train state on `loss_fn(params) -> (loss, info)`, the shape of
+    every named loss term; returns the new state and the info."""
+    (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), info
 
 
 def per_observation(obs: jax.Array, latent: jax.Array, obs_rank: int) -> jax.Array:

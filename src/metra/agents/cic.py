@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics
+from metra.agents.base import Batch, Metrics, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig
 from metra.losses import info_nce
 from metra.networks import MLP
@@ -109,15 +109,16 @@ class CICAgent(SkillAgent):
 
     def update_representation(self, batch: Batch) -> tuple[CICAgent, jax.Array, Metrics]:
         cfg = self.config
-        obs, next_obs = self._normalize(batch["obs"]), self._normalize(batch["next_obs"])
-
-        def loss(params: Any) -> jax.Array:
-            query, key = self.cic_state.apply_fn(params, obs, next_obs, batch["latent"])
-            return info_nce(query @ key.T / cfg.contrastive_temperature)
-
-        value, grads = jax.value_and_grad(loss)(self.cic_state.params)
-        agent = self.replace(cic_state=self.cic_state.apply_gradients(grads=grads))
+        state, info = gradient_step(self.cic_state, lambda p: self.contrastive_loss(p, batch))
+        agent = self.replace(cic_state=state)
         dists = agent._distances(batch)
         agent = agent.replace(moments=update_moments(agent.moments, dists))
         reward = apt_reward(dists, agent.moments, cfg.knn_clip)
-        return agent, reward, {"contrastive_loss": value}
+        return agent, reward, info
+
+    def contrastive_loss(self, params: Any, batch: Batch) -> tuple[jax.Array, Metrics]:
+        """CIC's InfoNCE between transitions (s, s') and their skills z."""
+        obs, next_obs = self._normalize(batch["obs"]), self._normalize(batch["next_obs"])
+        query, key = self.cic_state.apply_fn(params, obs, next_obs, batch["latent"])
+        loss = info_nce(query @ key.T / self.config.contrastive_temperature)
+        return loss, {"contrastive_loss": loss}

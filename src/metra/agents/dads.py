@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics
+from metra.agents.base import Batch, Metrics, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
 from metra.losses import gaussian_log_density
 from metra.networks import MLP, kernel_inits
@@ -143,12 +143,18 @@ class DADSAgent(SkillAgent):
 
     def update_representation(self, batch: Batch) -> tuple[DADSAgent, jax.Array, Metrics]:
         obs, delta, stats = self._inputs(batch, train=True)
+        state, info = gradient_step(
+            self.dyn_state, lambda p: self.dynamics_loss(p, obs, delta, batch)
+        )
+        agent = self.replace(dyn_state=state, sd_stats=stats)
+        return agent, agent._reward(batch), info
+
+    def dynamics_loss(
+        self, params: Any, obs: jax.Array, delta: jax.Array, batch: Batch
+    ) -> tuple[jax.Array, Metrics]:
+        """DADS's skill dynamics: maximize log q(s' - s | s, z) over the (masked) batch, on the
+        normalized inputs `obs` and `delta`."""
         weight = batch["mask"] if self.config.mask_dynamics_loss else jnp.ones_like(batch["mask"])
-
-        def loss(params: Any) -> jax.Array:
-            log_q = self._log_q(params, obs, delta, batch["latent"])
-            return -(log_q * weight).sum() / (weight.sum() + 1e-12)
-
-        value, grads = jax.value_and_grad(loss)(self.dyn_state.params)
-        agent = self.replace(dyn_state=self.dyn_state.apply_gradients(grads=grads), sd_stats=stats)
-        return agent, agent._reward(batch), {"dynamics_loss": value}
+        log_q = self._log_q(params, obs, delta, batch["latent"])
+        loss = -(log_q * weight).sum() / (weight.sum() + 1e-12)
+        return loss, {"dynamics_loss": loss}

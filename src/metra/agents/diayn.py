@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics
+from metra.agents.base import Batch, Metrics, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig
 from metra.losses import gaussian_log_density
 from metra.networks import GARAGE_LOG_STD_MIN, LECUN, MLP, Initializer, kernel_inits
@@ -104,10 +104,12 @@ class DIAYNAgent(SkillAgent):
     def _reward(self, batch: Batch) -> jax.Array:
         return self._log_q(self.disc_state.params, batch)
 
-    def update_representation(self, batch: Batch) -> tuple[DIAYNAgent, jax.Array, Metrics]:
-        def loss(params: Any) -> jax.Array:
-            return -self._log_q(params, batch).mean()
+    def discriminator_loss(self, params: Any, batch: Batch) -> tuple[jax.Array, Metrics]:
+        """DIAYN's discriminator: maximize log q(z | s')."""
+        loss = -self._log_q(params, batch).mean()
+        return loss, {"discriminator_loss": loss}
 
-        value, grads = jax.value_and_grad(loss)(self.disc_state.params)
-        agent = self.replace(disc_state=self.disc_state.apply_gradients(grads=grads))
-        return agent, agent._reward(batch), {"discriminator_loss": value}
+    def update_representation(self, batch: Batch) -> tuple[DIAYNAgent, jax.Array, Metrics]:
+        state, info = gradient_step(self.disc_state, lambda p: self.discriminator_loss(p, batch))
+        agent = self.replace(disc_state=state)
+        return agent, agent._reward(batch), info

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics
+from metra.agents.base import Batch, Metrics, gradient_step
 from metra.agents.metra import DirectionalAgent, directional_reward
 from metra.agents.skill import SkillConfig
 from metra.networks import LECUN, Initializer, kernel_inits
@@ -125,13 +125,16 @@ class LSDAgent(DirectionalAgent):
         four passes refreshes the estimates; "update": one refresh first, kept by all."""
         keep = self.config.spectral_refresh == "forward"
         agent = self if keep else self.refresh_spectral_stats()
-
-        def phi_loss(params: Any) -> tuple[jax.Array, Any]:
-            reward, stats = agent._pair_reward(params, agent.phi_stats, batch, keep)
-            return -reward.mean(), stats
-
-        (loss, stats), grads = jax.value_and_grad(phi_loss, has_aux=True)(agent.phi_state.params)
-        phi_state = agent.phi_state.apply_gradients(grads=grads)
+        phi_state, (info, stats) = gradient_step(
+            agent.phi_state, lambda p: agent.phi_loss(p, batch, keep)
+        )
         reward, stats = agent._pair_reward(phi_state.params, stats, batch, keep)
         agent = agent.replace(phi_state=phi_state, phi_stats=stats)
-        return agent, reward, {"phi_objective": -loss}
+        return agent, reward, info
+
+    def phi_loss(self, params: Any, batch: Batch, keep: bool) -> tuple[jax.Array, Any]:
+        """LSD's objective for phi: maximize (phi(s') - phi(s))^T z under the spectral norm;
+        the info is (metrics, the spectral estimates after the pass)."""
+        reward, stats = self._pair_reward(params, self.phi_stats, batch, keep)
+        objective = reward.mean()
+        return -objective, ({"phi_objective": objective}, stats)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics
+from metra.agents.base import Batch, Metrics, gradient_step
 from metra.agents.sac import log_scalar_state
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
 from metra.networks import MLP, PIXEL_CHANNELS, PixelEncoder, conv_output_size, kernel_inits
@@ -171,34 +171,32 @@ class MetraAgent(DirectionalAgent):
         sq = diff**2
         return sq.mean(-1) if self.config.dist_reduce == "mean" else sq.sum(-1)
 
-    def update_representation(self, batch: Batch) -> tuple[MetraAgent, jax.Array, Metrics]:
-        """phi, then lambda; the reward comes from the phi just updated."""
+    def phi_loss(self, params: Any, batch: Batch) -> tuple[jax.Array, Metrics]:
+        """METRA's dual objective for phi at fixed lambda: maximize (phi(s') - phi(s))^T z
+        plus lambda * min(slack, 1 - ||phi(s') - phi(s)||^2)."""
         cfg = self.config
         lam = jnp.exp(self.log_lambda.params["log"])
-
-        def phi_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-            diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
-            objective = directional_reward(diff, batch["latent"], cfg.discrete)
-            sq_dist = self._sq_dist(diff)
-            penalty = jnp.minimum(cfg.dual_slack, 1.0 - sq_dist)
-            return -(objective + lam * penalty).mean(), (objective, penalty, sq_dist)
-
-        (_, (objective, penalty, sq_dist)), grads = jax.value_and_grad(phi_loss, has_aux=True)(
-            self.phi_state.params
-        )
-        phi_state = self.phi_state.apply_gradients(grads=grads)
-        # d/d(log lambda) of log_lambda * penalty: lambda grows while the constraint is violated.
-        grad_log_lambda = {"log": jax.lax.stop_gradient(penalty.mean())}
-        agent = self.replace(
-            phi_state=phi_state, log_lambda=self.log_lambda.apply_gradients(grads=grad_log_lambda)
-        )
-        metrics = {
+        diff = self._phi(params, batch["next_obs"]) - self._phi(params, batch["obs"])
+        objective = directional_reward(diff, batch["latent"], cfg.discrete)
+        sq_dist = self._sq_dist(diff)
+        penalty = jnp.minimum(cfg.dual_slack, 1.0 - sq_dist)
+        info = {
             "phi_objective": objective.mean(),
             "constraint_penalty": penalty.mean(),
             "latent_step_sq": sq_dist.mean(),
             "lambda": lam,
         }
-        return agent, agent._reward(batch), metrics
+        return -(objective + lam * penalty).mean(), info
+
+    def update_representation(self, batch: Batch) -> tuple[MetraAgent, jax.Array, Metrics]:
+        """phi, then lambda; the reward comes from the phi just updated."""
+        phi_state, info = gradient_step(self.phi_state, lambda p: self.phi_loss(p, batch))
+        # d/d(log lambda) of log_lambda * penalty: lambda grows while the constraint is violated.
+        grad_log_lambda = {"log": jax.lax.stop_gradient(info["constraint_penalty"])}
+        agent = self.replace(
+            phi_state=phi_state, log_lambda=self.log_lambda.apply_gradients(grads=grad_log_lambda)
+        )
+        return agent, agent._reward(batch), info
 
 
 @dataclass(frozen=True)

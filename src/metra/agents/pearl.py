@@ -58,6 +58,11 @@ class PearlConfig:
         return sac_config_of(self, init_temperature=1.0)
 
 
+def _flat(x: jax.Array) -> jax.Array:
+    """[m, B, ...] -> [m * B, ...]: a meta-batch's tasks and transitions as one batch."""
+    return x.reshape(-1, *x.shape[2:])
+
+
 def context_dim(obs_dim: int, act_dim: int, next_obs_in_context: bool) -> int:
     """Size of one context transition: (s, a, r) or (s, a, r, s')."""
     return obs_dim * (2 if next_obs_in_context else 1) + act_dim + 1
@@ -167,45 +172,50 @@ class PearlAgent(Agent):
         """Bookkeeping after the gradient steps (CoCOA's momentum encoder); none here."""
         return self
 
+    def critic_encoder_loss(
+        self, params: tuple[Any, Any], batch: Batch, keys: tuple[jax.Array, ...]
+    ) -> tuple[jax.Array, tuple[Metrics, jax.Array]]:
+        """PEARL's joint loss of the critics and the context encoder (params in that order):
+        the TD error under z drawn from the posterior of the context, its KL to the prior,
+        and the encoder's auxiliary loss (CoCOA's). The info is (metrics, the z drawn, held
+        fixed for the actor)."""
+        cfg, sac = self.config, self.sac
+        k_z, k_next, k_aux = keys
+        critic_params, enc_params = params
+        mu, var = self.posterior_of(enc_params["encoder"], batch["context"])
+        z = sample_gaussian(k_z, mu, var)
+        z_fixed = jax.lax.stop_gradient(z)
+        target = sac.td_target(
+            {
+                "reward": cfg.reward_scale * _flat(batch["reward"]),
+                "next_obs": _flat(with_latent(batch["next_obs"], z_fixed)),
+                "mask": _flat(batch["mask"]),
+            },
+            k_next,
+        )
+        obs_z = _flat(with_latent(batch["obs"], z))
+        loss_q, q_mean = sac.critic_loss(critic_params, obs_z, _flat(batch["action"]), target)
+        kl = kl_to_unit_gaussian(mu, var).sum()
+        aux, aux_metrics = self._aux_loss(enc_params, batch, k_aux)
+        # Our critic loss is half PEARL's summed MSE; halving the KL keeps PEARL's ratio.
+        total = loss_q + 0.5 * cfg.kl_weight * kl + aux
+        metrics = {
+            "critic_loss": loss_q,
+            "q": q_mean,
+            "kl": kl / mu.shape[0],
+            "z_var": var.mean(),
+            **aux_metrics,
+        }
+        return total, (metrics, z_fixed)
+
     def update_step(self, batch: Batch) -> tuple[Any, Metrics]:
-        cfg = self.config
         rng, k_z, k_next, k_pi, k_aux = jax.random.split(self.rng, 5)
         sac = self.sac
-        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  [m, B, ...] -> [m * B, ...]
-
-        def loss(params: tuple[Any, Any]) -> tuple[jax.Array, tuple[Metrics, jax.Array]]:
-            critic_params, enc_params = params
-            mu, var = self.posterior_of(enc_params["encoder"], batch["context"])
-            z = sample_gaussian(k_z, mu, var)
-            z_fixed = jax.lax.stop_gradient(z)
-            target = sac.td_target(
-                {
-                    "reward": cfg.reward_scale * flat(batch["reward"]),
-                    "next_obs": flat(with_latent(batch["next_obs"], z_fixed)),
-                    "mask": flat(batch["mask"]),
-                },
-                k_next,
-            )
-            obs_z = flat(with_latent(batch["obs"], z))
-            loss_q, q_mean = sac.critic_loss(critic_params, obs_z, flat(batch["action"]), target)
-            kl = kl_to_unit_gaussian(mu, var).sum()
-            aux, aux_metrics = self._aux_loss(enc_params, batch, k_aux)
-            # Our critic loss is half PEARL's summed MSE; halving the KL keeps PEARL's ratio.
-            total = loss_q + 0.5 * cfg.kl_weight * kl + aux
-            metrics = {
-                "critic_loss": loss_q,
-                "q": q_mean,
-                "kl": kl / mu.shape[0],
-                "z_var": var.mean(),
-                **aux_metrics,
-            }
-            return total, (metrics, z_fixed)
-
-        (_, (metrics, z)), (g_critic, g_enc) = jax.value_and_grad(loss, has_aux=True)(
-            (sac.critic.params, self.encoder.params)
-        )
+        (_, (metrics, z)), (g_critic, g_enc) = jax.value_and_grad(
+            self.critic_encoder_loss, has_aux=True
+        )((sac.critic.params, self.encoder.params), batch, (k_z, k_next, k_aux))
         sac = sac.apply_critic_grads(g_critic)
-        sac, actor_metrics = sac.actor_step(flat(with_latent(batch["obs"], z)), k_pi)
+        sac, actor_metrics = sac.actor_step(_flat(with_latent(batch["obs"], z)), k_pi)
         agent = self.replace(sac=sac, encoder=self.encoder.apply_gradients(grads=g_enc), rng=rng)
         metrics = {**metrics, **actor_metrics, "reward": batch["reward"].mean()}
         return agent._after_step(), metrics

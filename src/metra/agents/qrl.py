@@ -288,38 +288,42 @@ class QRLAgent(Agent):
         z = self._encode(params, obs)
         return self._dist(params, z, self._encode_goal(params, goal)).max(0)
 
+    def critic_loss(self, params: Any, batch: Batch) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
+        """QRL's critic objective, summed over the critics: push random pairs apart (through
+        the transform), each step within distance 1 (weighted by lambda), and the latent
+        dynamics consistent both ways. The info is (the per-critic violation, metrics)."""
+        cfg = self.config
+        lam = jnp.exp(self.log_lambda.params["log"])  # [critics]
+        z = self._encode(params, batch["obs"])
+        z_next = self._encode(params, batch["next_obs"])
+        d_random = self._dist(params, z, self._encode_goal(params, batch["value_goal"]))
+        spread = push_transform(d_random, cfg.transform_scale, cfg.transform_offset)
+        d_step = self._dist(params, z, z_next)
+        violation = (jax.nn.relu(d_step - 1.0) ** 2).mean(-1)
+        if "achieved" in batch:  # a state reaches its own achieved goal at cost 0
+            d_own = self._dist(params, z, self._encode_goal(params, batch["achieved"]))
+            violation += (jax.nn.relu(d_own) ** 2).mean(-1)
+        predicted = self._dynamics(params, z, batch["action"])
+        both = jnp.stack(
+            [self._dist(params, predicted, z_next), self._dist(params, z_next, predicted)]
+        )
+        if cfg.dynamics_loss == "squared":
+            both = both**2
+        dynamics = both.mean((0, -1))
+        per_critic = spread.mean(-1) + lam * violation + cfg.dynamics_weight * dynamics
+        metrics = {
+            "d_random": d_random.mean(),
+            "d_step": d_step.mean(),
+            "violation": violation.mean(),
+            "dynamics_loss": dynamics.mean(),
+        }
+        return per_critic.sum(), (violation, metrics)
+
     def _critic_update(self, batch: Batch) -> tuple[QRLAgent, Metrics]:
         cfg = self.config
         lam = jnp.exp(self.log_lambda.params["log"])  # [critics]
-
-        def loss_fn(params: Any) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
-            z = self._encode(params, batch["obs"])
-            z_next = self._encode(params, batch["next_obs"])
-            d_random = self._dist(params, z, self._encode_goal(params, batch["value_goal"]))
-            spread = push_transform(d_random, cfg.transform_scale, cfg.transform_offset)
-            d_step = self._dist(params, z, z_next)
-            violation = (jax.nn.relu(d_step - 1.0) ** 2).mean(-1)
-            if "achieved" in batch:  # a state reaches its own achieved goal at cost 0
-                d_own = self._dist(params, z, self._encode_goal(params, batch["achieved"]))
-                violation += (jax.nn.relu(d_own) ** 2).mean(-1)
-            predicted = self._dynamics(params, z, batch["action"])
-            both = jnp.stack(
-                [self._dist(params, predicted, z_next), self._dist(params, z_next, predicted)]
-            )
-            if cfg.dynamics_loss == "squared":
-                both = both**2
-            dynamics = both.mean((0, -1))
-            per_critic = spread.mean(-1) + lam * violation + cfg.dynamics_weight * dynamics
-            metrics = {
-                "d_random": d_random.mean(),
-                "d_step": d_step.mean(),
-                "violation": violation.mean(),
-                "dynamics_loss": dynamics.mean(),
-            }
-            return per_critic.sum(), (violation, metrics)
-
-        (_, (violation, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            self.critic.params
+        (_, (violation, metrics)), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            self.critic.params, batch
         )
         # d/d(log lambda) of lambda (eps^2 - violation): lambda grows while violated.
         grad_lam = jax.lax.stop_gradient(lam * (cfg.eps**2 - violation))
@@ -330,7 +334,12 @@ class QRLAgent(Agent):
         return agent, {**metrics, "lambda": lam.mean()}
 
     # ---- the actor ------------------------------------------------------------------
-    def _actor_update(self, batch: Batch, key: jax.Array) -> tuple[QRLAgent, Metrics]:
+    def actor_loss(
+        self, actor_params: Any, batch: Batch, key: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
+        """QRL's actor: the quasimetric cost from its action's predicted next latent to the
+        goal, plus the entropy term (online) or behavior cloning (offline). The info is (the
+        action log-probabilities, metrics)."""
         cfg = self.config
         params = self.critic.params
         z = self._encode(params, batch["obs"])
@@ -338,29 +347,33 @@ class QRLAgent(Agent):
         alpha = jnp.exp(self.log_alpha.params["log"])
         actor_in = jnp.concatenate([batch["obs"], batch["actor_goal"]], -1)
 
-        def loss_fn(actor_params: Any) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
-            if cfg.const_std_actor:  # OGBench: Q on clip(mean), BC on the unclipped mean
-                mean = self.actor.apply_fn(actor_params, actor_in)
-                action = jnp.clip(mean, -1.0, 1.0)
-                cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
-                loss = actor_distance(cost, cfg.actor_normalize)
-                # -log N(a_data; mean, I) up to a constant
-                loss += cfg.bc_weight * 0.5 * ((mean - batch["action"]) ** 2).sum(-1).mean()
-                return loss, (jnp.zeros(mean.shape[:-1]), {"actor_cost": cost.mean()})
-            mean, log_std = self.actor.apply_fn(actor_params, actor_in)
-            if cfg.online:
-                action, logp = sample_tanh_gaussian(mean, log_std, key)
-            else:
-                action, logp = jnp.tanh(mean), jnp.zeros(mean.shape[:-1])
+        if cfg.const_std_actor:  # OGBench: Q on clip(mean), BC on the unclipped mean
+            mean = self.actor.apply_fn(actor_params, actor_in)
+            action = jnp.clip(mean, -1.0, 1.0)
             cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
             loss = actor_distance(cost, cfg.actor_normalize)
-            if cfg.online:
-                loss += alpha * logp.mean()
-            else:  # -log N(a_data; tanh(mean), I) up to a constant
-                loss += cfg.bc_weight * 0.5 * ((action - batch["action"]) ** 2).sum(-1).mean()
-            return loss, (logp, {"actor_cost": cost.mean()})
+            # -log N(a_data; mean, I) up to a constant
+            loss += cfg.bc_weight * 0.5 * ((mean - batch["action"]) ** 2).sum(-1).mean()
+            return loss, (jnp.zeros(mean.shape[:-1]), {"actor_cost": cost.mean()})
+        mean, log_std = self.actor.apply_fn(actor_params, actor_in)
+        if cfg.online:
+            action, logp = sample_tanh_gaussian(mean, log_std, key)
+        else:
+            action, logp = jnp.tanh(mean), jnp.zeros(mean.shape[:-1])
+        cost = self._dist(params, self._dynamics(params, z, action), z_goal).max(0)
+        loss = actor_distance(cost, cfg.actor_normalize)
+        if cfg.online:
+            loss += alpha * logp.mean()
+        else:  # -log N(a_data; tanh(mean), I) up to a constant
+            loss += cfg.bc_weight * 0.5 * ((action - batch["action"]) ** 2).sum(-1).mean()
+        return loss, (logp, {"actor_cost": cost.mean()})
 
-        (_, (logp, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
+    def _actor_update(self, batch: Batch, key: jax.Array) -> tuple[QRLAgent, Metrics]:
+        cfg = self.config
+        alpha = jnp.exp(self.log_alpha.params["log"])
+        (_, (logp, metrics)), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            self.actor.params, batch, key
+        )
         agent = self.replace(actor=self.actor.apply_gradients(grads=grads))
         if cfg.online:
             act_dim = batch["action"].shape[-1]

@@ -172,19 +172,23 @@ class SACCore(struct.PyTreeNode):
         target = optax.incremental_update(critic.params, self.target_critic, self.config.tau)
         return self.replace(critic=critic, target_critic=target)
 
+    def actor_loss(
+        self, params: Any, obs: jax.Array, key: jax.Array
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """SAC's actor: alpha log pi(a|s) - min Q(s, a) at a sampled action, mean over the
+        batch; the info is (log pi, the actions)."""
+        alpha = jnp.exp(self.log_alpha.params["log"])
+        mean, log_std = self.actor.apply_fn(params, obs)
+        action, logp = sample_tanh_gaussian(mean, log_std, key, self.config.tanh_logdet)
+        q = self.critic.apply_fn(self.critic.params, obs, action).min(0)
+        return (alpha * logp - q).mean(), (logp, action)
+
     def actor_step(self, obs: jax.Array, key: jax.Array) -> tuple[SACCore, Metrics]:
         """One step of the actor against the current critics, then of the temperature."""
         cfg = self.config
         alpha = jnp.exp(self.log_alpha.params["log"])
-
-        def actor_loss(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-            mean, log_std = self.actor.apply_fn(params, obs)
-            action, logp = sample_tanh_gaussian(mean, log_std, key, cfg.tanh_logdet)
-            q = self.critic.apply_fn(self.critic.params, obs, action).min(0)
-            return (alpha * logp - q).mean(), (logp, action)
-
-        (loss_pi, (logp, action)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            self.actor.params
+        (loss_pi, (logp, action)), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            self.actor.params, obs, key
         )
         actor = self.actor.apply_gradients(grads=grads)
         log_alpha = self.log_alpha
