@@ -136,6 +136,8 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="--returns: seeds per library")
+    parser.add_argument("--first-seed", type=int, default=0, help="--returns: seeds from here on")
+    parser.add_argument("--libs", default=",".join(LIBS), help="comma-separated subset of LIBS")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (taskset)")
     parser.add_argument("--returns", action="store_true")
     parser.add_argument("--worker", choices=LIBS, help=argparse.SUPPRESS)
@@ -151,11 +153,13 @@ def main() -> None:
     if not args.other_python:
         parser.error("--other-python is required: an interpreter with sbx-rl and stable-baselines3")
     pythons = {"metra": sys.executable, "sbx": args.other_python, "sb3": args.other_python}
-    runs: dict[str, list[float]] = {lib: [] for lib in LIBS}
+    libs = [lib for lib in LIBS if lib in args.libs.split(",")]
+    runs: dict[str, list[float]] = {lib: [] for lib in libs}
     key = "return" if args.returns else "steps_per_s"
-    repeats = range(args.seeds) if args.returns else range(args.rounds)
+    first = args.first_seed if args.returns else 0
+    repeats = range(first, first + args.seeds) if args.returns else range(args.rounds)
     for r in repeats:
-        for lib in LIBS:
+        for lib in libs:
             runs[lib].append(measure(pythons[lib], lib, args, seed=r)[key])
             print(
                 f"{lib} {'seed' if args.returns else 'round'} {r}: {runs[lib][-1]:.1f}",
@@ -170,7 +174,7 @@ def main() -> None:
         "runs": runs,
         "mean": summary,
     }
-    if not args.returns:
+    if not args.returns and {"metra", "sbx", "sb3"} <= set(libs):
         result["metra_over_sbx"] = summary["metra"] / summary["sbx"]
         result["metra_over_sb3"] = summary["metra"] / summary["sb3"]
     print(json.dumps(result, indent=1))
