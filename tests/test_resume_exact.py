@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from metra.api import train
 from metra.data import generate_pointmaze, save_dataset
 from metra.run.checkpoint import checkpoint_dir, read_state
+from metra.train.downstream import run_downstream
 from metra.train.goals import train_qrl
 from metra.train.meta import train_meta
+from tests.conftest import TINY
 from tests.test_meta import SMALL
 
 
@@ -75,3 +78,15 @@ def test_online_qrl_resumes_exactly(tmp_path: Path) -> None:
             progress=False,
         )
     _same_end(tmp_path / "a", tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_downstream_resumes_exactly(tmp_path: Path) -> None:
+    skills = train("ant", steps=1600, out=tmp_path / "ant", overrides=TINY[1:], progress=False)
+    small = dict(min_replay=32, batch_size=16, grad_steps=2, eval_every=800, eval_episodes=2)
+    for out, steps in (("a", 2400), ("b", 1600), ("b", 2400)):
+        run_downstream(
+            skills, "ant_multi_goals", steps, out=tmp_path / out, progress=False, **small
+        )
+    for agent in ("hierarchical", "flat"):
+        _same_end(tmp_path / "a" / agent, tmp_path / "b" / agent)
