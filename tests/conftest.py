@@ -1,11 +1,26 @@
-"""Shared fixtures: tiny configs that train in seconds on a CPU."""
+"""Shared fixtures: tiny configs that train in seconds on a CPU; compiled programs freed
+after each test module."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
+import jax
 import pytest
 
 from metra.api import resolve_config
 from metra.presets import RunConfig
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs() -> Iterator[None]:
+    """Each compiled XLA:CPU program keeps memory mappings; one process running the whole
+    suite compiled enough of them to crash XLA in its last modules (segfaults in compilation,
+    2026-12-02), so every module's programs are released when it ends."""
+    yield
+    jax.clear_caches()
+    gc.collect()
+
 
 TINY = [
     "total_steps=3200",
