@@ -12,6 +12,7 @@ import pytest
 from metra.api import resolve_config
 from metra.presets import RunConfig
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _free_compiled_programs() -> Iterator[None]:
     """Each compiled XLA:CPU program keeps memory mappings; one process running the whole
