@@ -61,7 +61,7 @@ def profile(width: int, epochs: int, folder: Path) -> dict[str, float]:
     cfg, env, n = config.train, trainer.env, config.train.num_envs
     latents = np.asarray(trainer.agent.sample_latents(jax.random.PRNGKey(0), n))
     key = jax.random.PRNGKey(1)
-    uniform = seconds(lambda: rollout(env, random_policy(env.spec.act_dim, latents, 0), 0), epochs)
+    uniform = seconds(lambda: rollout(env, random_policy(env.spec.act_dim, 0, latents), 0), epochs)
     policy = agent_policy(trainer.agent, latents, deterministic=False, key=key)
     with_policy = seconds(lambda: rollout(env, policy, 0), epochs)
     trajectories = rollout(env, policy, 0)

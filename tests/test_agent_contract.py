@@ -61,7 +61,7 @@ def _meta(algo: str) -> tuple[Callable[[int], Any], Callable[[Any], Any]]:
         replay = TaskReplay(3, 4, family.episode_len, family.obs_dim, family.act_dim)
         envs = family.make_envs(family.train_tasks[:3])
         for j in range(2):
-            rows = rollout(envs, random_policy(2, np.zeros((3, 0)), j), j, 20).env_major()
+            rows = rollout(envs, random_policy(2, j), j, 20).env_major()
             for i in range(3):
                 replay.add(i, {k: v[i : i + 1] for k, v in rows.items()}, for_context=True)
         envs.close()

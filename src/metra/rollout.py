@@ -173,28 +173,35 @@ def rollout_from(
     )
 
 
-def random_policy(act_dim: int, latents: np.ndarray, seed: int) -> Policy:
-    """Uniform random actions in [-1, 1] (reported with `latents`): every workflow's warm-up
-    policy and the floor every figure is read against."""
+def _latents_of(latents: Any, obs: np.ndarray) -> Any:
+    """The latents a policy reports: the given ones, or [n, 0] for a policy without any."""
+    return np.zeros((len(obs), 0), np.float32) if latents is None else latents
+
+
+def random_policy(act_dim: int, seed: int, latents: np.ndarray | None = None) -> Policy:
+    """Uniform random actions in [-1, 1] (reported with `latents`, None for none): every
+    workflow's warm-up policy and the floor every figure is read against."""
     rng = np.random.default_rng(seed)
 
     def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        return rng.uniform(-1, 1, (len(obs), act_dim)).astype(np.float32), latents
+        actions = rng.uniform(-1, 1, (len(obs), act_dim)).astype(np.float32)
+        return actions, _latents_of(latents, obs)
 
     return policy
 
 
 def agent_policy(
     agent: Any,
-    latents: np.ndarray,
+    latents: Any,
     deterministic: bool,
     key: jax.Array | None = None,
     noise: float = 0.0,
     seed: int = 0,
 ) -> Policy:
-    """Any agent's `act` under fixed latents [n, D] (skills, task latents or goals); a
-    stochastic step t acts with `key` folded with t. `noise` > 0 adds N(0, noise^2) from a
-    generator seeded with `seed`, clipped to [-1, 1] (the official online QRL's exploration)."""
+    """Any agent's `act` under fixed latents [n, D] (skills, task latents or goals; None for
+    an agent without, plain SAC); a stochastic step t acts with `key` folded with t. `noise`
+    > 0 adds N(0, noise^2) from a generator seeded with `seed`, clipped to [-1, 1] (the
+    official online QRL's exploration)."""
     rng = np.random.default_rng(seed)
 
     def policy(obs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +209,7 @@ def agent_policy(
         action = np.asarray(agent.act(obs, latents, deterministic=deterministic, key=step_key))
         if noise > 0:
             action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
-        return action, latents
+        return action, _latents_of(latents, obs)
 
     return policy
 

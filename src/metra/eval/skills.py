@@ -96,8 +96,7 @@ def in_chunks(
 
 def random_rollout(env: BatchEnv, seed: int) -> Trajectories:
     """One episode of uniformly random actions in every env of the batch."""
-    policy = random_policy(env.spec.act_dim, np.zeros((env.num_envs, 0)), seed)
-    return rollout(env, policy, seed)
+    return rollout(env, random_policy(env.spec.act_dim, seed), seed)
 
 
 def random_coverage(env_name: str, episodes: int, seed: int = EVAL_SEED) -> int:

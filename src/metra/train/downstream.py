@@ -148,7 +148,6 @@ class DownstreamTrainer:
             self.agent, self.counters = load_checkpoint(self.run_dir, self.agent, self.replay)
         RunDir(self.run_dir).write_config(dataclasses.asdict(config), resumed=resume)
         self.logger = RunLogger(self.run_dir, self.counters.env_steps if resume else None)
-        self.no_latent = np.zeros((config.num_envs, 0), np.float32)
 
     def _make_env(self, n: int, seed: int, skill_agent: Any) -> Any:
         task = make_task(self.config.task, n, seed)
@@ -162,18 +161,17 @@ class DownstreamTrainer:
 
     def evaluate(self) -> dict[str, float]:
         """Mean return of deterministic episodes on the evaluation seed."""
-        no_latent = np.zeros((self.config.eval_episodes, 0), np.float32)
-        policy = agent_policy(self.agent, no_latent, deterministic=True)
+        policy = agent_policy(self.agent, None, deterministic=True)
         return {"eval_return": self._returns(policy, self.eval_env, EVAL_SEED)[0]}
 
     def train_epoch(self) -> dict[str, float]:
         cfg, c = self.config, self.counters
         seed = epoch_seed(cfg.seed, c.epoch)
         if len(self.replay) < cfg.min_replay:
-            policy = random_policy(self.env.spec.act_dim, self.no_latent, seed)
+            policy = random_policy(self.env.spec.act_dim, seed)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
-            policy = agent_policy(self.agent, self.no_latent, deterministic=False, key=key)
+            policy = agent_policy(self.agent, None, deterministic=False, key=key)
         train_return, traj = self._returns(policy, self.env, seed)
         store(self.replay, traj, bootstrap_time_limit=True)
         c.env_steps += cfg.num_envs * self.low_steps_per_episode

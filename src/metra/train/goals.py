@@ -168,7 +168,7 @@ def success_rate(
         for task in tasks:
             start = envs.reset(seed, task)
             if agent is None:
-                policy = random_policy(spec.act_dim, envs.goals, seed)
+                policy = random_policy(spec.act_dim, seed, envs.goals)
             else:
                 policy = agent_policy(agent, envs.goals, deterministic=True)
             traj = rollout_from(envs, start, policy)
@@ -273,7 +273,7 @@ class GoalTrainer:
         assert envs is not None
         start = envs.reset(seed)
         if len(self.buffer) < cfg.min_replay_episodes:
-            policy = random_policy(self.spec.act_dim, envs.goals, seed)
+            policy = random_policy(self.spec.act_dim, seed, envs.goals)
         else:
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), c.epoch)
             policy = agent_policy(

@@ -30,7 +30,6 @@ import numpy as np
 
 from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
-from metra.envs.base import no_coords
 from metra.envs.meta import MetaEnvBatch, MetaTasks, make_meta_tasks
 from metra.eval.meta import EVAL_SEED, meta_test, repeated
 from metra.eval.plots import Curve, line_plot
@@ -201,7 +200,7 @@ def random_scores(
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     envs = family.make_envs(repeated(family.test_tasks, rollouts))
     try:
-        policy = random_policy(family.act_dim, no_coords(envs.num_envs), seed)
+        policy = random_policy(family.act_dim, seed)
         run = rollout(envs, policy, seed, family.episode_len)
     finally:
         envs.close()

@@ -105,7 +105,7 @@ def random_rollout_statistics(
     states = []
     for start in range(0, episodes, env.num_envs):
         episode_seed = seed + start
-        policy = random_policy(env.spec.act_dim, np.zeros((env.num_envs, 0)), episode_seed)
+        policy = random_policy(env.spec.act_dim, episode_seed)
         obs = rollout(env, policy, episode_seed, steps=length).obs
         states.append(obs[:, : episodes - start].reshape(-1, env.spec.obs_dim))
     return obs_statistics(np.concatenate(states))
@@ -162,7 +162,7 @@ class SkillTrainer:
         seed = epoch_seed(self.cfg.seed, epoch)
         warmup = epoch * self.steps_per_epoch < self.cfg.min_replay
         if warmup and self.cfg.warmup_actions == "uniform":
-            policy = random_policy(self.spec.act_dim, latents, seed)
+            policy = random_policy(self.spec.act_dim, seed, latents)
         else:
             policy = agent_policy(agent, latents, deterministic=False, key=k_act)
         return rollout(self.env, policy, seed)
