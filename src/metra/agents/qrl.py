@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics
+from metra.agents.base import Agent, Batch, Metrics, gradient_step
 from metra.agents.sac import log_scalar_state, policy_action, temperature_step
 from metra.networks import (
     LECUN,
@@ -322,13 +322,13 @@ class QRLAgent(Agent):
     def _critic_update(self, batch: Batch) -> tuple[QRLAgent, Metrics]:
         cfg = self.config
         lam = jnp.exp(self.log_lambda.params["log"])  # [critics]
-        (_, (violation, metrics)), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
-            self.critic.params, batch
+        critic, (violation, metrics) = gradient_step(
+            self.critic, lambda p: self.critic_loss(p, batch)
         )
         # d/d(log lambda) of lambda (eps^2 - violation): lambda grows while violated.
         grad_lam = jax.lax.stop_gradient(lam * (cfg.eps**2 - violation))
         agent = self.replace(
-            critic=self.critic.apply_gradients(grads=grads),
+            critic=critic,
             log_lambda=self.log_lambda.apply_gradients(grads={"log": grad_lam}),
         )
         return agent, {**metrics, "lambda": lam.mean()}
@@ -371,10 +371,8 @@ class QRLAgent(Agent):
     def _actor_update(self, batch: Batch, key: jax.Array) -> tuple[QRLAgent, Metrics]:
         cfg = self.config
         alpha = jnp.exp(self.log_alpha.params["log"])
-        (_, (logp, metrics)), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            self.actor.params, batch, key
-        )
-        agent = self.replace(actor=self.actor.apply_gradients(grads=grads))
+        actor, (logp, metrics) = gradient_step(self.actor, lambda p: self.actor_loss(p, batch, key))
+        agent = self.replace(actor=actor)
         if cfg.online:
             act_dim = batch["action"].shape[-1]
             log_alpha = temperature_step(self.log_alpha, logp, act_dim, cfg.target_entropy_scale)
