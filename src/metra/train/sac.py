@@ -195,21 +195,28 @@ def is_sac_run(run_dir: Path) -> bool:
     return run.config_path.exists() and "learning_starts" in run.read_config().get("train", {})
 
 
+def create_sac_agent(config: SACRunConfig, env: Any) -> SACAgent:
+    """A fresh agent of the run's config for `env` (also the template checkpoints restore
+    into)."""
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    return SACAgent.create(config.agent, obs_dim, act_dim, config.train.seed)
+
+
 def load_sac_run(run_dir: Path) -> tuple[SACRunConfig, SACAgent, Counters]:
     """The config, trained agent and counters of a `metra sac` run folder."""
     config = SACRunConfig.from_dict(RunDir(run_dir).read_config())
     with closing(make_task_env(config.train.env)) as env:
-        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    template = SACAgent.create(config.agent, obs_dim, act_dim, config.train.seed)
+        template = create_sac_agent(config, env)
     return (config, *load_checkpoint(Path(run_dir), template))
 
 
 def evaluate_sac_run(run_dir: Path, episodes: int | None = None) -> dict[str, Any]:
     """The last checkpoint's return over `episodes` (default: the run's) evaluation
     episodes beside a random policy's; writes RUN_DIR/eval.json."""
-    config, agent, counters = load_sac_run(run_dir)
+    config = SACRunConfig.from_dict(RunDir(run_dir).read_config())
     episodes = episodes or config.train.eval_episodes
     with closing(make_task_env(config.train.env)) as env:
+        agent, counters = load_checkpoint(Path(run_dir), create_sac_agent(config, env))
         result = {
             "env": config.train.env,
             "env_steps": counters.env_steps,
@@ -232,7 +239,7 @@ class SACTrainer:
         self.env = make_task_env(self.cfg.env)
         self.obs_dim = self.env.observation_space.shape[0]
         self.act_dim = self.env.action_space.shape[0]
-        self.agent = SACAgent.create(config.agent, self.obs_dim, self.act_dim, self.cfg.seed)
+        self.agent = create_sac_agent(config, self.env)
         self.replay = device_replay(self.cfg.replay_size, self.obs_dim, self.act_dim)
         self.counters = Counters()
         if resume and has_checkpoint(self.run_dir):
