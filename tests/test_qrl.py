@@ -124,12 +124,20 @@ def test_offline_qrl_distances_rank_like_shortest_paths() -> None:
     assert (learned < learned.T)[one_way].mean() > 0.9
 
 
+# A pointmaze dataset of 4 episodes of 100 steps, and a QRL that trains on it in seconds.
+TINY_OFFLINE = ["batch_size=32", "grad_steps=5", "eval_every=10", "eval_episodes=1"]
+TINY_OFFLINE += ["agent.hidden=32,32", "latent_dim=16", "components=2"]
+
+
+def tiny_maze_dataset(path: Path) -> Path:
+    save_dataset(path, generate_pointmaze("pointmaze-medium", 4, 100, progress=False))
+    return path
+
+
 @pytest.mark.slow
 def test_offline_run_end_to_end_and_resume(tmp_path: Path) -> None:
-    data_file = tmp_path / "maze.npz"
-    save_dataset(data_file, generate_pointmaze("pointmaze-medium", 4, 100, progress=False))
-    overrides = ["batch_size=32", "grad_steps=5", "eval_every=10", "eval_episodes=1"]
-    overrides += ["agent.hidden=32,32", "latent_dim=16", "components=2"]
+    data_file = tiny_maze_dataset(tmp_path / "maze.npz")
+    overrides = TINY_OFFLINE
     run = train_qrl(
         "pointmaze-medium",
         data_file,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from metra.api import train
-from metra.data import generate_pointmaze, save_dataset
 from metra.run.checkpoint import checkpoint_dir, read_state
 from metra.train.downstream import run_downstream
 from metra.train.goals import train_qrl
 from metra.train.meta import train_meta
 from tests.conftest import TINY
 from tests.test_meta import SMALL
+from tests.test_qrl import TINY_OFFLINE, tiny_maze_dataset
 
 
 def _end_state(run: Path) -> tuple[bytes, dict[str, int]]:
@@ -41,24 +41,20 @@ def test_meta_train_resumes_exactly(algo: str, tmp_path: Path) -> None:
     _same_end(tmp_path / "a", tmp_path / "b")
 
 
+def _qrl_straight_and_resumed(
+    tmp_path: Path, env: str, data: Path | None, half: int, full: int, overrides: list[str]
+) -> None:
+    """QRL run a to `full` steps, run b to `half` then resumed (with its own config) to
+    `full`; both end the same."""
+    for out, steps, changes in (("a", full, overrides), ("b", half, overrides), ("b", full, [])):
+        train_qrl(env, data, steps, out=tmp_path / out, overrides=changes, progress=False)
+    _same_end(tmp_path / "a", tmp_path / "b")
+
+
 @pytest.mark.slow
 def test_offline_qrl_resumes_exactly(tmp_path: Path) -> None:
-    data = tmp_path / "maze.npz"
-    save_dataset(data, generate_pointmaze("pointmaze-medium", 4, 100, progress=False))
-    overrides = ["batch_size=32", "grad_steps=5", "eval_every=10", "eval_episodes=1"]
-    overrides += ["agent.hidden=32,32", "latent_dim=16", "components=2"]
-    for out, steps in (("a", 20), ("b", 10), ("b", 20)):
-        run = tmp_path / out
-        again = run.exists()  # a resume keeps the run's own config
-        train_qrl(
-            "pointmaze-medium",
-            data,
-            steps,
-            out=run,
-            overrides=[] if again else overrides,
-            progress=False,
-        )
-    _same_end(tmp_path / "a", tmp_path / "b")
+    data = tiny_maze_dataset(tmp_path / "maze.npz")
+    _qrl_straight_and_resumed(tmp_path, "pointmaze-medium", data, 10, 20, TINY_OFFLINE)
 
 
 @pytest.mark.slow
@@ -66,18 +62,7 @@ def test_online_qrl_resumes_exactly(tmp_path: Path) -> None:
     overrides = ["num_envs=2", "min_replay_episodes=2", "batch_size=16", "grad_steps=2"]
     overrides += ["eval_every=200", "eval_episodes=2", "exploration_noise=0.3"]
     overrides += ["agent.hidden=32,32", "latent_dim=16", "components=2"]
-    for out, steps in (("a", 400), ("b", 200), ("b", 400)):
-        run = tmp_path / out
-        again = run.exists()  # a resume keeps the run's own config
-        train_qrl(
-            "fetch_reach",
-            None,
-            steps,
-            out=run,
-            overrides=[] if again else overrides,
-            progress=False,
-        )
-    _same_end(tmp_path / "a", tmp_path / "b")
+    _qrl_straight_and_resumed(tmp_path, "fetch_reach", None, 200, 400, overrides)
 
 
 @pytest.mark.slow
