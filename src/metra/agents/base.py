@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
+import flax.linen as nn
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -70,10 +74,17 @@ class Agent(struct.PyTreeNode):
 
     @jax.jit
     def _scan_update(self, batches: Batch) -> tuple[Any, Metrics]:
-        def body(agent: Agent, batch: Batch) -> tuple[Agent, Metrics]:
-            return agent.update_step(batch)
+        return self.scan_updates(batches, lambda batch: batch)
 
-        agent, metrics = jax.lax.scan(body, self, batches)
+    def scan_updates(self, xs: Any, batch_of: Callable[[Any], Batch]) -> tuple[Any, Metrics]:
+        """One gradient step per leading entry of `xs` on the batch `batch_of(x)`, in one
+        `lax.scan` (traced inside the caller's jit); metrics averaged over the steps. `xs` are
+        the batches themselves, or keys that draw each batch on the device (the MJX epoch)."""
+
+        def body(agent: Agent, x: Any) -> tuple[Agent, Metrics]:
+            return agent.update_step(batch_of(x))
+
+        agent, metrics = jax.lax.scan(body, self, xs)
         return agent, jax.tree.map(jnp.mean, metrics)
 
     @jax.jit
@@ -106,3 +117,28 @@ def require_key(key: jax.Array | None, deterministic: bool) -> None:
     """Shared argument check of every agent's `act`."""
     if key is None and not deterministic:
         raise ValueError("stochastic actions need a PRNG key: act(..., key=jax.random.key(0))")
+
+
+@dataclass(frozen=True)
+class ModuleApply:
+    """`module.apply`, equal for equal modules (two bound `apply`s of equal modules are not)."""
+
+    module: nn.Module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.apply(*args, **kwargs)
+
+
+@cache
+def adam(lr: float) -> optax.GradientTransformation:
+    """One Adam per step size, shared by every train state that uses it."""
+    return optax.adam(lr)
+
+
+def adam_state(params: Any, lr: float, net: nn.Module | None = None) -> TrainState:
+    """A train state of `net` on Adam. Its static parts (apply function, optimizer) are equal
+    for equal networks and step sizes, so two agents created from one config have the same
+    tree structure and share jit's compiled updates instead of compiling again."""
+    return TrainState.create(
+        apply_fn=None if net is None else ModuleApply(net), params=params, tx=adam(lr)
+    )

@@ -16,10 +16,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics, gradient_step
+from metra.agents.base import Batch, Metrics, adam_state, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig
 from metra.losses import info_nce
 from metra.networks import MLP
@@ -92,9 +91,7 @@ class CICAgent(SkillAgent):
     def init_representation(cls, key: jax.Array, config: CICConfig, obs_dim: int) -> dict:
         net = CICNetwork(config.hidden, config.embed_dim)
         obs, z = jnp.zeros((1, obs_dim)), jnp.zeros((1, config.latent_dim))
-        state = TrainState.create(
-            apply_fn=net.apply, params=net.init(key, obs, obs, z), tx=optax.adam(config.lr)
-        )
+        state = adam_state(net.init(key, obs, obs, z), config.lr, net)
         return {"cic_state": state, "moments": jnp.array([0.0, 1.0, 1e-4])}
 
     def _distances(self, batch: Batch) -> jax.Array:

@@ -15,10 +15,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics, gradient_step
+from metra.agents.base import Batch, Metrics, adam_state, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
 from metra.losses import gaussian_log_density
 from metra.networks import MLP, kernel_inits
@@ -99,10 +98,8 @@ class DADSAgent(SkillAgent):
     @classmethod
     def init_representation(cls, key: jax.Array, config: DADSConfig, obs_dim: int) -> dict:
         net = MLP(config.hidden, obs_dim, kernel_init=kernel_inits(config.init)["mlp"])
-        state = TrainState.create(
-            apply_fn=net.apply,
-            params=net.init(key, jnp.zeros((1, obs_dim + config.latent_dim))),
-            tx=optax.adam(config.lr),
+        state = adam_state(
+            net.init(key, jnp.zeros((1, obs_dim + config.latent_dim))), config.lr, net
         )
         stats = {"input": init_batch_stats(obs_dim), "target": init_batch_stats(obs_dim)}
         return {"dyn_state": state, "sd_stats": stats}

@@ -15,10 +15,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics, gradient_step
+from metra.agents.base import Batch, Metrics, adam_state, gradient_step
 from metra.agents.skill import SkillAgent, SkillConfig
 from metra.losses import gaussian_log_density
 from metra.networks import GARAGE_LOG_STD_MIN, LECUN, MLP, Initializer, kernel_inits
@@ -87,11 +86,7 @@ class DIAYNAgent(SkillAgent):
             learned_std=config.learned_std and not config.discrete,
             kernel_init=kernel_inits(config.init)["mlp"],
         )
-        state = TrainState.create(
-            apply_fn=net.apply,
-            params=net.init(key, jnp.zeros((1, obs_dim))),
-            tx=optax.adam(config.lr),
-        )
+        state = adam_state(net.init(key, jnp.zeros((1, obs_dim))), config.lr, net)
         return {"disc_state": state}
 
     def _log_q(self, params: Any, batch: Batch) -> jax.Array:

@@ -20,10 +20,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
-from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics, gradient_step
+from metra.agents.base import Batch, Metrics, adam_state, gradient_step
 from metra.agents.metra import DirectionalAgent, directional_reward
 from metra.agents.skill import SkillConfig
 from metra.networks import LECUN, Initializer, kernel_inits
@@ -88,9 +86,7 @@ class LSDAgent(DirectionalAgent):
             kernel_init=kernel_inits(config.init)["mlp"],
         )
         variables = net.init(key, jnp.zeros((1, obs_dim)))
-        state = TrainState.create(
-            apply_fn=net.apply, params=variables["params"], tx=optax.adam(config.lr)
-        )
+        state = adam_state(variables["params"], config.lr, net)
         return {"phi_state": state, "phi_stats": variables["batch_stats"]}
 
     def _pass(self, params: Any, stats: Any, obs: jax.Array, keep: bool) -> tuple[jax.Array, Any]:

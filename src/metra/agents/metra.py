@@ -15,10 +15,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Batch, Metrics, gradient_step
+from metra.agents.base import Batch, Metrics, adam_state, gradient_step
 from metra.agents.sac import log_scalar_state
 from metra.agents.skill import SkillAgent, SkillConfig, sample_skills
 from metra.networks import MLP, PIXEL_CHANNELS, PixelEncoder, conv_output_size, kernel_inits
@@ -109,9 +108,7 @@ def phi_train_state(
             config.hidden, config.latent_dim, kernel_init=kernel_inits(config.init)["mlp"]
         )
         example = jnp.zeros((1, obs_dim))
-    return TrainState.create(
-        apply_fn=phi_net.apply, params=phi_net.init(key, example), tx=optax.adam(config.lr)
-    )
+    return adam_state(phi_net.init(key, example), config.lr, phi_net)
 
 
 class DirectionalAgent(SkillAgent):

@@ -24,10 +24,9 @@ from typing import Any
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics
+from metra.agents.base import Agent, Batch, Metrics, adam_state
 from metra.agents.sac import SACConfig, SACCore, sac_config_of
 from metra.networks import MLP
 
@@ -123,9 +122,7 @@ class PearlAgent(Agent):
         params = {"encoder": net.init(k_enc, jnp.zeros((1, ctx_dim)))}
         return {
             "sac": SACCore.create(k_sac, obs_dim + config.latent_dim, act_dim, config.sac()),
-            "encoder": TrainState.create(
-                apply_fn=net.apply, params=params, tx=optax.adam(config.lr)
-            ),
+            "encoder": adam_state(params, config.lr, net),
             "rng": key,
             "config": config,
         }

@@ -38,10 +38,9 @@ import flax.linen as nn
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics, gradient_step
+from metra.agents.base import Agent, Batch, Metrics, adam_state, gradient_step
 from metra.agents.sac import log_scalar_state, policy_action, temperature_step
 from metra.networks import (
     LECUN,
@@ -243,16 +242,12 @@ class QRLAgent(Agent):
             )
         lam = jnp.full((config.critics,), jnp.log(config.lambda_init), jnp.float32)
         return cls(
-            critic=TrainState.create(
-                apply_fn=net.apply, params=critic_params, tx=optax.adam(config.lr)
-            ),
-            log_lambda=TrainState.create(
-                apply_fn=None, params={"log": lam}, tx=optax.adam(config.lambda_lr)
-            ),
-            actor=TrainState.create(
-                apply_fn=actor_net.apply,
-                params=actor_net.init(k_actor, jnp.concatenate([obs, goal], -1)),
-                tx=optax.adam(config.lr if config.actor_lr is None else config.actor_lr),
+            critic=adam_state(critic_params, config.lr, net),
+            log_lambda=adam_state({"log": lam}, config.lambda_lr),
+            actor=adam_state(
+                actor_net.init(k_actor, jnp.concatenate([obs, goal], -1)),
+                config.lr if config.actor_lr is None else config.actor_lr,
+                actor_net,
             ),
             log_alpha=log_scalar_state(
                 config.init_temperature, config.lr if config.alpha_lr is None else config.alpha_lr

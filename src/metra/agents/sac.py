@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from metra.agents.base import Agent, Batch, Metrics
+from metra.agents.base import Agent, Batch, Metrics, adam_state
 from metra.networks import (
     ACTIVATIONS,
     INITS,
@@ -79,7 +79,7 @@ def sac_config_of(config: Any, **fixed: Any) -> SACConfig:
 def log_scalar_state(init: float, lr: float) -> TrainState:
     """A positive scalar (temperature, dual variable) learned as its log with Adam."""
     params = {"log": jnp.log(jnp.asarray(init, jnp.float32))}
-    return TrainState.create(apply_fn=None, params=params, tx=optax.adam(lr))
+    return adam_state(params, lr)
 
 
 def policy_action(
@@ -126,14 +126,8 @@ class SACCore(struct.PyTreeNode):
         critic_net = TwinCritic(config.hidden, kernel_init=inits["critic"])
         critic_params = critic_net.init(k_critic, obs, act)
         return cls(
-            actor=TrainState.create(
-                apply_fn=actor_net.apply,
-                params=actor_net.init(k_actor, obs),
-                tx=optax.adam(config.lr),
-            ),
-            critic=TrainState.create(
-                apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.lr)
-            ),
+            actor=adam_state(actor_net.init(k_actor, obs), config.lr, actor_net),
+            critic=adam_state(critic_params, config.lr, critic_net),
             target_critic=critic_params,
             log_alpha=log_scalar_state(config.init_temperature, config.lr),
             config=config,
