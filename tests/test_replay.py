@@ -1,20 +1,31 @@
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metra.replay import ReplayBuffer
+from metra.replay import DeviceReplay, ReplayBuffer
+
+FIELDS = {"x": ((2,), np.dtype(np.float32)), "i": ((), np.dtype(np.int32))}
 
 
-def _buffer(capacity: int) -> ReplayBuffer:
-    return ReplayBuffer(capacity, {"x": ((2,), np.float32), "i": ((), np.int64)})
+# The host buffer, and the device one (rows as JAX arrays, for the MJX epoch) behind the same
+# interface and file format.
+@pytest.fixture(params=[ReplayBuffer, DeviceReplay])
+def kind(request: pytest.FixtureRequest) -> type[ReplayBuffer]:
+    return request.param
+
+
+def _buffer(capacity: int, kind: type[ReplayBuffer] = ReplayBuffer) -> ReplayBuffer:
+    return kind(capacity, FIELDS)
 
 
 def _rows(start: int, n: int) -> dict[str, np.ndarray]:
-    i = np.arange(start, start + n)
+    i = np.arange(start, start + n, dtype=np.int32)
     return {"x": np.stack([i, -i], 1).astype(np.float32), "i": i}
 
 
-def test_wrap_around_overwrites_oldest() -> None:
-    buf = _buffer(5)
+def test_wrap_around_overwrites_oldest(kind: type[ReplayBuffer]) -> None:
+    buf = _buffer(5, kind)
     buf.add(_rows(0, 3))
     assert len(buf) == 3 and buf.ptr == 3
     buf.add(_rows(3, 4))  # 3, 4 fill the end; 5, 6 overwrite rows 0, 1
@@ -32,16 +43,27 @@ def test_sample_only_filled_rows() -> None:
     assert set(np.unique(buf.sample(np.random.default_rng(1), 200)["i"])) == {10, 11, 12, 13}
 
 
-def test_save_load_round_trip(tmp_path) -> None:
-    buf = _buffer(5)
+@pytest.mark.parametrize("reader", [ReplayBuffer, DeviceReplay])
+def test_save_load_round_trip(
+    kind: type[ReplayBuffer], reader: type[ReplayBuffer], tmp_path
+) -> None:
+    buf = _buffer(5, kind)
     buf.add(_rows(0, 3))
     buf.add(_rows(3, 4))
     buf.save(tmp_path / "r.npz")
-    other = _buffer(5)
+    other = _buffer(5, reader)
     other.load(tmp_path / "r.npz")
     assert (other.ptr, other.size) == (buf.ptr, buf.size)
     for k in buf.data:
         np.testing.assert_array_equal(other.data[k], buf.data[k])
+
+
+def test_device_draw_takes_only_filled_rows() -> None:
+    buf = _buffer(100, DeviceReplay)
+    buf.add(_rows(10, 4))
+    drawn = DeviceReplay.draw(buf.data, jnp.asarray(len(buf)), jax.random.PRNGKey(0), 200)
+    assert set(np.unique(np.asarray(drawn["i"]))) == {10, 11, 12, 13}
+    np.testing.assert_array_equal(np.asarray(drawn["x"][:, 0]), np.asarray(drawn["i"]))
 
 
 def test_bad_inputs() -> None:

@@ -13,6 +13,7 @@ from metra.presets import (
 )
 from metra.run.checkpoint import saved_env_steps
 from metra.run.folder import RunDir, resumed_total
+from metra.train.device import DeviceSkillTrainer
 from metra.train.online import SkillTrainer, read_config
 
 
@@ -26,6 +27,12 @@ def default_run_dir(preset: str, seed: int, algo: str = "metra", root: Path = Pa
         k += 1
         path = base.with_name(f"{base.name}-{k}")
     return path
+
+
+def skill_trainer(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> SkillTrainer:
+    """The skill trainer of the run's backend: host MuJoCo envs, or one jitted MJX epoch."""
+    kind = DeviceSkillTrainer if config.train.backend == "mjx" else SkillTrainer
+    return kind(config, run_dir, resume=resume, progress=progress)
 
 
 def resolve_config(
@@ -71,10 +78,10 @@ def train(
                 f"metra train --resume {run}",
             )
             config = config.with_train(total_steps=total)
-            return SkillTrainer(config, run.path, resume=True, progress=progress).run()
+            return skill_trainer(config, run.path, resume=True, progress=progress).run()
     config = resolve_config(preset, steps, seed, overrides, algo)
     run = RunDir(
         out if out is not None else default_run_dir(preset, config.train.seed, config.train.algo)
     )
     with run.claim(resumable=False):
-        return SkillTrainer(config, run.path, resume=False, progress=progress).run()
+        return skill_trainer(config, run.path, resume=False, progress=progress).run()

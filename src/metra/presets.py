@@ -20,6 +20,7 @@ def require_counts(config: Any, *names: str) -> None:
 
 NORMALIZERS = ("random_rollouts", "warmup")
 COLLECT_MODES = ("serial", "overlapped")
+BACKENDS = ("mujoco", "mjx")
 WARMUP_ACTIONS = ("policy", "uniform")
 LOGGERS = ("csv", "wandb")  # "csv": progress.csv + TensorBoard; "wandb" adds Weights & Biases
 
@@ -72,6 +73,11 @@ class TrainConfig:
     # thread rolls out epoch e + 1 under the agent from before update block e while that
     # block runs (a one-block policy lag; docs/throughput.md), on a second core.
     collect: str = "serial"
+    # "mujoco": Gymnasium's MuJoCo envs, stepped on the host. "mjx": their MuJoCo MJX twin
+    # (half_cheetah), where one whole epoch (rollout, replay insert, updates) is one jitted
+    # call with the replay on the device; evaluation stays on MuJoCo (pip install
+    # "metra[mjx]"; docs/throughput.md).
+    backend: str = "mujoco"
     # "csv": progress.csv and TensorBoard; "wandb" also logs the same scalars and the
     # evaluation plots to Weights & Biases (pip install "metra[wandb]"; `--wandb`).
     logger: str = "csv"
@@ -88,6 +94,15 @@ class TrainConfig:
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
         check_logger(self.logger)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        mjx_fits = self.collect == "serial" and self.normalizer == "random_rollouts"
+        if self.backend == "mjx" and not mjx_fits:
+            raise ValueError(
+                "backend=mjx runs each epoch as one jitted call: it takes collect=serial and "
+                f"normalizer=random_rollouts, got collect={self.collect}, "
+                f"normalizer={self.normalizer}"
+            )
         if self.warmup_actions not in WARMUP_ACTIONS:
             raise ValueError(
                 f"warmup_actions must be one of {WARMUP_ACTIONS}, got {self.warmup_actions!r}"
@@ -156,6 +171,22 @@ PRESETS["half_cheetah_fast"] = (
     "half_cheetah at width 256 (official schedule otherwise), 2M env steps",
     {**PRESETS["half_cheetah"][1], "total_steps": 2_000_000},
     {**PRESETS["half_cheetah"][2], "hidden": (256, 256)},
+)
+# The MJX backend (a GPU's preset): 256 envs per epoch and the official ratio of one gradient
+# step per 32 env steps (50 per 8 x 200), so one epoch is 51,200 env steps and 1,600 updates;
+# for N envs keep grad_steps = N x 200 / 32 (docs/throughput.md).
+PRESETS["half_cheetah_mjx"] = (
+    "half_cheetah on MJX: 256 envs and 1,600 updates per epoch in one jitted call (GPU)",
+    {
+        **PRESETS["half_cheetah"][1],
+        "backend": "mjx",
+        "num_envs": 256,
+        "grad_steps": 1600,
+        "eval_every": 204_800,
+        "checkpoint_every": 204_800,
+        "log_every": 51_200,
+    },
+    PRESETS["half_cheetah"][2],
 )
 # The one-way room: the point preset with a current, and 4-D skills so that the quasimetric
 # METRA (`--algo qmetra`) has 2 Euclidean and 2 asymmetric latent dims.

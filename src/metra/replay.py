@@ -4,18 +4,25 @@ relabeling), and episodes of single frames stacked when sampled (pixels)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 class ReplayBuffer:
     """Fixed-capacity FIFO of transitions stored field by field; the oldest are overwritten."""
 
+    xp: Any = np  # the array module holding the rows
+
     def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.data = {k: np.zeros((capacity, *shape), dtype) for k, (shape, dtype) in fields.items()}
+        self.data = {
+            k: self.xp.zeros((capacity, *shape), dtype) for k, (shape, dtype) in fields.items()
+        }
         self.ptr = 0  # next row to write
         self.size = 0  # rows holding data
 
@@ -33,9 +40,16 @@ class ReplayBuffer:
         n = len(next(iter(batch.values())))
         if n > self.capacity:
             raise ValueError(f"cannot add {n} transitions to a buffer of {self.capacity}")
+        self._write(batch, n)
+        self._advance(n)
+
+    def _write(self, batch: dict[str, np.ndarray], n: int) -> None:
         rows = (self.ptr + np.arange(n)) % self.capacity
         for key, value in batch.items():
             self.data[key][rows] = value
+
+    def _advance(self, n: int) -> None:
+        """Move the write position past `n` freshly written rows."""
         self.ptr = int((self.ptr + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
@@ -58,9 +72,44 @@ class ReplayBuffer:
             size = int(f["size"])
             if size > self.capacity:
                 raise ValueError(f"{path} holds {size} transitions > capacity {self.capacity}")
-            for key, value in self.data.items():
-                value[:size] = f[key]
+            self._fill(size, f)
             self.ptr, self.size = int(f["ptr"]), size
+
+    def _fill(self, size: int, saved: np.lib.npyio.NpzFile) -> None:
+        for key, value in self.data.items():
+            value[:size] = saved[key]
+
+
+class DeviceReplay(ReplayBuffer):
+    """A `ReplayBuffer` whose rows are JAX arrays on the device, written and sampled inside
+    jitted code (the MJX epoch) by the pure `insert` and `draw`; the host keeps the write
+    position, which advances by the same count every epoch. Same checkpoint file format."""
+
+    xp: Any = jnp
+
+    @staticmethod
+    def insert(data: dict[str, jax.Array], ptr: jax.Array, batch: dict[str, jax.Array]) -> dict:
+        """`data` with the n rows of `batch` written from row `ptr` on, wrapping around."""
+        capacity = len(next(iter(data.values())))
+        rows = (ptr + jnp.arange(len(next(iter(batch.values()))))) % capacity
+        return {k: v.at[rows].set(batch[k]) for k, v in data.items()}
+
+    @staticmethod
+    def draw(data: dict[str, jax.Array], size: jax.Array, key: jax.Array, n: int) -> dict:
+        """`n` rows drawn uniformly from the first `size`."""
+        idx = jax.random.randint(key, (n,), 0, size)
+        return {k: v[idx] for k, v in data.items()}
+
+    def written(self, data: dict[str, jax.Array], n: int) -> None:
+        """Adopt `data`, returned by a jitted call that `insert`ed n rows at `ptr`."""
+        self.data = data
+        self._advance(n)
+
+    def _write(self, batch: dict[str, np.ndarray], n: int) -> None:
+        self.data = self.insert(self.data, jnp.asarray(self.ptr), batch)
+
+    def _fill(self, size: int, saved: np.lib.npyio.NpzFile) -> None:
+        self.data = {k: v.at[:size].set(saved[k]) for k, v in self.data.items()}
 
 
 class FrameReplay(ReplayBuffer):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 import flax.struct as struct
@@ -39,8 +40,14 @@ NOT_YET = {"ant": "its contacts diverge from MuJoCo's after 3 env steps (docs/th
 
 def import_mjx() -> Any:
     """`mujoco.mjx`, without the line it prints when its optional Warp backend is missing."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        from mujoco import mjx
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from mujoco import mjx
+    except ImportError:
+        raise RuntimeError(
+            "the MJX backend needs the mujoco-mjx wheel, which is not installed: "
+            'pip install "metra[mjx]"'
+        ) from None
     return mjx
 
 
@@ -49,11 +56,13 @@ class MJXState(struct.PyTreeNode):
 
     data: Any  # mjx.Data with a leading batch axis
     obs: jax.Array  # [n, obs_dim] float32
+    reward: jax.Array  # [n] float32: the task reward of the step that led here (0 at reset)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MJXEnv:
-    """Pure reset/step of one locomotion task for batches of envs."""
+    """Pure reset/step of one locomotion task for batches of envs; hashed by identity, so it
+    can be a static argument of jitted code (`make_mjx_env` returns one per name)."""
 
     spec: EnvSpec
     model: Any  # mjx.Model
@@ -61,10 +70,13 @@ class MJXEnv:
     init_qvel: jax.Array
     frame_skip: int
     reset_noise: float
+    forward_reward_weight: float
+    ctrl_cost_weight: float
 
     def _observe(self, data: Any) -> jax.Array:
         return jnp.concatenate([data.qpos, data.qvel], -1).astype(jnp.float32)
 
+    @partial(jax.jit, static_argnums=0)
     def from_qpos_qvel(self, qpos: jax.Array, qvel: jax.Array) -> MJXState:
         """States [n] at given positions and velocities (forward kinematics computed)."""
         mjx = import_mjx()
@@ -76,8 +88,9 @@ class MJXEnv:
             return mjx.forward(self.model, data).replace(qpos=qp)
 
         data = jax.vmap(one)(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
-        return MJXState(data=data, obs=self._observe(data))
+        return MJXState(data=data, obs=self._observe(data), reward=jnp.zeros(len(qpos)))
 
+    @partial(jax.jit, static_argnums=(0, 2))
     def reset(self, key: jax.Array, n: int) -> MJXState:
         """`n` fresh episodes with Gymnasium's reset noise."""
         k_pos, k_vel = jax.random.split(key)
@@ -87,24 +100,37 @@ class MJXEnv:
         qvel = self.init_qvel + noise * jax.random.normal(k_vel, (n, nv))
         return self.from_qpos_qvel(qpos, qvel)
 
+    @partial(jax.jit, static_argnums=0)
     def step(self, state: MJXState, actions: jax.Array) -> MJXState:
         """One env step (`frame_skip` physics steps) of every env under actions [n, act_dim]."""
         mjx = import_mjx()
 
+        actions = jnp.clip(actions, -1.0, 1.0)
+
         def one(data: Any, action: jax.Array) -> Any:
-            data = data.replace(ctrl=jnp.clip(action, -1.0, 1.0))
+            data = data.replace(ctrl=action)
             return jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(self.model, d), data)
 
         data = jax.vmap(one)(state.data, actions)
-        return MJXState(data=data, obs=self._observe(data))
+        reward = self._reward(state.data.qpos[:, 0], data.qpos[:, 0], actions)
+        return MJXState(data=data, obs=self._observe(data), reward=reward)
+
+    def _reward(self, x_before: jax.Array, x_after: jax.Array, actions: jax.Array) -> jax.Array:
+        """HalfCheetah-v5's reward: forward velocity of the torso minus a control cost."""
+        dt = self.model.opt.timestep * self.frame_skip
+        velocity = (x_after - x_before) / dt
+        cost = self.ctrl_cost_weight * jnp.sum(jnp.square(actions), -1)
+        return (self.forward_reward_weight * velocity - cost).astype(jnp.float32)
 
     def coords(self, state: MJXState) -> jax.Array:
         """The coverage coordinates [n, k] (Ant x-y, HalfCheetah x), as the MuJoCo env's."""
         return state.obs[:, list(self.spec.coord_index)]
 
 
+@cache
 def make_mjx_env(name: str) -> MJXEnv:
-    """The MJX twin of MuJoCo env `name` (one of MJX_ENVS)."""
+    """The MJX twin of MuJoCo env `name` (one of MJX_ENVS), one per process so that every
+    run of it shares the compiled epoch."""
     if name in NOT_YET:
         raise ValueError(f"no MJX backend for {name!r} yet: {NOT_YET[name]}")
     if name not in MJX_ENVS:
@@ -119,6 +145,8 @@ def make_mjx_env(name: str) -> MJXEnv:
             init_qvel=jnp.asarray(np.asarray(gym_env.init_qvel), jnp.float32),
             frame_skip=int(gym_env.frame_skip),
             reset_noise=float(gym_env._reset_noise_scale),
+            forward_reward_weight=float(gym_env._forward_reward_weight),
+            ctrl_cost_weight=float(gym_env._ctrl_cost_weight),
         )
     finally:
         gym_env.close()

@@ -67,8 +67,11 @@ def read_config(run_dir: Path) -> RunConfig:
         ) from None
 
 
-def skill_replay(spec: EnvSpec, capacity: int, latent_dim: int) -> ReplayBuffer:
-    """Flat float transitions for states; single uint8 frames per episode for pixels."""
+def skill_replay(
+    spec: EnvSpec, capacity: int, latent_dim: int, kind: type[ReplayBuffer] = ReplayBuffer
+) -> ReplayBuffer:
+    """Flat float transitions for states, in a buffer of `kind` (`DeviceReplay` for rows on
+    the device); single uint8 frames per episode for pixels."""
     f32 = np.dtype(np.float32)
     fields = {
         "action": ((spec.act_dim,), f32),
@@ -79,7 +82,7 @@ def skill_replay(spec: EnvSpec, capacity: int, latent_dim: int) -> ReplayBuffer:
     if spec.frame_shape is not None:
         return FrameReplay(capacity, spec.episode_len, spec.frame_shape, spec.frame_stack, fields)
     obs = ((spec.obs_dim,), f32)
-    return ReplayBuffer(capacity, {"obs": obs, "next_obs": obs, **fields})
+    return kind(capacity, {"obs": obs, "next_obs": obs, **fields})
 
 
 def store(replay: ReplayBuffer, trajectories: Trajectories, bootstrap_time_limit: bool) -> None:
@@ -122,7 +125,7 @@ class SkillTrainer:
             import_wandb()  # a missing wandb fails here, before any work
         self.spec = env_spec(self.cfg.env)
         self.env = make_env(self.cfg.env, self.cfg.seed, self.cfg.num_envs)
-        self.replay = skill_replay(self.spec, self.cfg.replay_size, config.agent.latent_dim)
+        self.replay = self._new_replay()
         self.agent = create_agent(config, self.spec)
         self.counters = Counters()
         k = len(self.spec.coord_names)
@@ -148,6 +151,9 @@ class SkillTrainer:
         # The env is the collector thread's alone; the replay and agent are written here only.
         self._collector = ThreadPoolExecutor(1) if self.cfg.collect == "overlapped" else None
 
+    def _new_replay(self) -> ReplayBuffer:
+        return skill_replay(self.spec, self.cfg.replay_size, self.config.agent.latent_dim)
+
     # ---- one epoch ------------------------------------------------------------------
 
     @property
@@ -168,15 +174,19 @@ class SkillTrainer:
         return rollout(self.env, policy, seed)
 
     def _absorb(self, trajectories: Trajectories) -> dict[str, float]:
-        """Store one epoch's trajectories; returns their mean displacement in the coverage
-        coordinates (and adds their states' bins to `visited`)."""
+        """Store one epoch's trajectories and count them (`_counted`)."""
         store(self.replay, trajectories, self.cfg.bootstrap_time_limit)
+        return self._counted(coverage_coords(trajectories, self.spec))
+
+    def _counted(self, coords: np.ndarray) -> dict[str, float]:
+        """Count one stored epoch of trajectories with coverage coordinates [T + 1, n, k]:
+        env steps, the warm-up normalizer, and the bins visited; returns their mean
+        displacement."""
         before = self.counters.env_steps
         self.counters.env_steps += self.steps_per_epoch
         warm = before < self.cfg.min_replay <= self.counters.env_steps
         if warm and self.cfg.normalizer == "warmup" and not self.agent.pixels:
             self._fix_normalizer()
-        coords = coverage_coords(trajectories, self.spec)
         self.visited = np.unique(np.concatenate([self.visited, visited_bins(coords)]), axis=0)
         return {"train_displacement": mean_displacement(coords)}
 
