@@ -22,9 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 LIBS = ("metra", "sbx", "sb3")
 ENV = "HalfCheetah-v5"
@@ -34,22 +32,6 @@ ONE_THREAD = {
     "MKL_NUM_THREADS": "1",
     "CUDA_VISIBLE_DEVICES": "",
 }
-
-
-def eval_return(act: Callable[[Any], Any], env: Any, episodes: int = 10) -> float:
-    """Mean return of deterministic episodes on seeds 10000.. (metra's evaluation seeds)."""
-    import numpy as np
-
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        done, total = False, 0.0
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
 
 
 def worker_metra(warmup: int, steps: int, seed: int, returns: bool) -> dict[str, float]:
@@ -104,8 +86,10 @@ def worker_baselines(lib: str, warmup: int, steps: int, seed: int, returns: bool
     )
     if returns:
         model.learn(total_timesteps=steps)
+        from metra.envs.gym_tasks import episode_return
+
         act = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
-        return {"return": eval_return(act, gym.make(ENV))}
+        return {"return": episode_return(gym.make(ENV), act, 10)}
     model.learn(total_timesteps=warmup + 1000)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)
@@ -118,9 +102,9 @@ def measure(python: str, lib: str, args: argparse.Namespace, seed: int) -> dict:
     cmd += ["--returns"] if args.returns else []
     if args.core is not None:
         cmd = ["taskset", "-c", str(args.core), *cmd]
-    env = {**os.environ, **ONE_THREAD}
-    if lib == "metra":
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    # every worker imports metra from this checkout (the others for its evaluation episodes)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": src}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{lib} failed:\n{out.stderr[-2000:]}")

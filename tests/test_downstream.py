@@ -10,6 +10,7 @@ import pytest
 from metra.api import resolve_config, train
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.downstream import make_task
+from metra.eval.plots import FLOOR
 from metra.run.folder import CONFIG_FILE
 from metra.train.downstream import (
     DownstreamConfig,
@@ -139,11 +140,16 @@ def test_downstream_end_to_end_on_tiny_ant_skills(tmp_path) -> None:
         skills, "ant_multi_goals", steps=3200, out=out, progress=False, **small
     )
     lines = csv_path.read_text().splitlines()
-    assert lines[0] == "agent,env_steps,eval_return"
+    assert (
+        lines[0]
+        == "algo,env_steps,"
+        + ",".join(f"eval_return_{s}" for s in ("mean", "std", "min", "max"))
+        + ",seeds"
+    )
     assert {line.split(",")[0] for line in lines[1:]} == {
         "hierarchical",
         "flat SAC",
-        "random policy",
+        FLOOR,
     }
     assert png.stat().st_size > 1000
     high = json.loads((out / "hierarchical" / "config.json").read_text())

@@ -240,7 +240,7 @@ def test_meta_train_writes_curves_and_resumes(tmp_path) -> None:
     scores = json.loads((out / "meta_test.json").read_text())
     assert scores["env_steps"] == 2400 and "random_return" in scores
     paths = compare_runs([out], tmp_path / "cmp")
-    assert paths[0].read_text().splitlines()[1].startswith("point_goal,cocoa,2000,")
+    assert paths[0].read_text().splitlines()[1].startswith("cocoa,2000,")
 
 
 def test_meta_train_rejects_bad_input(tmp_path) -> None:

@@ -15,20 +15,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from metra.agents import SKILL_AGENTS
 from metra.api import resolve_config
-from metra.eval.plots import Curve, line_plot
+from metra.eval.plots import common_steps, write_comparison
 from metra.eval.skills import EVAL_SEED, evaluation_count, random_coverage
 from metra.presets import RunConfig
 from metra.run.checkpoint import saved_env_steps
-from metra.run.logs import read_progress
+from metra.run.logs import logged
 
 # One XLA thread per process when several runs share the CPU, so they do not oversubscribe it.
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-RANDOM = "random"  # the name of the random-policy row
 
 
 def _command(
@@ -101,20 +99,13 @@ def run_all(
         )
 
 
-def coverage_curves(groups: dict[str, list[Path]]) -> dict[str, dict[int, list[int]]]:
+def coverage_curves(groups: dict[str, list[Path]]) -> dict[str, dict[int, list[float]]]:
     """label -> env steps -> coverage of each run of the label's group (its seeds), at the
     steps every run of the group has reached."""
-    curves: dict[str, dict[int, list[int]]] = {}
-    for label, run_dirs in groups.items():
-        per_seed = []
-        for run_dir in run_dirs:
-            rows = read_progress(run_dir)
-            per_seed.append(
-                {int(r["env_steps"]): int(float(r["coverage"])) for r in rows if r.get("coverage")}
-            )
-        common = sorted(set.intersection(*(set(p) for p in per_seed)))
-        curves[label] = {step: [p[step] for p in per_seed] for step in common}
-    return curves
+    return {
+        label: common_steps([logged(run_dir, "coverage") for run_dir in run_dirs])
+        for label, run_dirs in groups.items()
+    }
 
 
 def random_reference(config: RunConfig, seeds: int) -> list[int]:
@@ -137,60 +128,8 @@ def summarize(
     run folders), beside the random policy in `config`'s env: what `metra compare` and
     `metra sweep` both write."""
     curves = coverage_curves(groups)
-    return write_summary(out, curves, random_reference(config, seeds), title, stem)
-
-
-def write_summary(
-    out: Path,
-    curves: dict[str, dict[int, list[int]]],
-    random_cov: list[int],
-    title: str,
-    stem: str = "compare",
-) -> tuple[Path, Path]:
-    """STEM.csv (mean, std, min, max over seeds per algo and step) and STEM.png."""
-    csv_path = out / f"{stem}.csv"
-    last_step = max((max(c) for c in curves.values() if c), default=0)
-    rows = [(algo, step, vals) for algo, c in curves.items() for step, vals in c.items()]
-    rows += [(RANDOM, step, random_cov) for step in (0, last_step)]
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "algo",
-                "env_steps",
-                "coverage_mean",
-                "coverage_std",
-                "coverage_min",
-                "coverage_max",
-                "seeds",
-            ]
-        )
-        for algo, step, vals in rows:
-            v = np.asarray(vals, float)
-            writer.writerow(
-                [
-                    algo,
-                    step,
-                    f"{v.mean():.2f}",
-                    f"{v.std():.2f}",
-                    int(v.min()),
-                    int(v.max()),
-                    len(v),
-                ]
-            )
-    lines = []
-    for algo, c in curves.items():
-        steps = np.array(sorted(c))
-        v = np.array([c[s] for s in steps], float).reshape(len(steps), -1)
-        label = f"{algo} ({v.shape[1]} seeds)"
-        lines.append(Curve(label, steps, v.mean(1), (v.min(1), v.max(1))))
-    r = np.asarray(random_cov, float)
-    reference = Curve("random policy", np.zeros(1), r.mean(), (r.min(), r.max()))
-    title = f"{title}: mean over seeds, band = min..max"
-    png = line_plot(
-        out / f"{stem}.png", lines, "env steps", "coverage (1x1 bins)", title, reference
-    )
-    return csv_path, png
+    floor = random_reference(config, seeds)
+    return write_comparison(out, stem, curves, floor, "coverage", "coverage (1x1 bins)", title)
 
 
 def final_table(csv_path: Path) -> str:

@@ -6,7 +6,12 @@ SBX train on, so returns compare with theirs. Gymnasium is imported when a task 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+
+EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
 
 # our name -> Gymnasium id
 SAC_ENVS = {
@@ -24,3 +29,19 @@ def make_task_env(name: str) -> Any:
     import gymnasium as gym
 
     return gym.make(SAC_ENVS[name])
+
+
+def episode_return(env: Any, act: Callable[[np.ndarray], Any], episodes: int) -> float:
+    """Mean return of `act(obs) -> action` over `episodes` episodes of a Gymnasium env on
+    the evaluation seeds. Imports nothing but numpy, so the SAC bench's other libraries
+    evaluate through it too."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + i)
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))

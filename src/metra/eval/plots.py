@@ -1,9 +1,10 @@
-"""Pictures a person would rather look at than read: skills in x-y and in phi space, and the
-coverage curve."""
+"""Pictures a person would rather look at than read: skills in x-y and in phi space, the
+coverage curve, and the comparison of groups of runs that every comparison command writes."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import numpy as np
 from metra.envs import EnvSpec
 from metra.eval.skills import coverage_coords, in_chunks, random_coverage
 from metra.rollout import Trajectories
-from metra.run.logs import read_progress
+from metra.run.logs import logged, read_progress
+
+FLOOR = "random"  # the uniformly random policy's name in comparison tables and legends
 
 
 def skill_colors(latents: np.ndarray) -> np.ndarray:
@@ -127,13 +130,11 @@ def line_plot(
 def plot_coverage_curve(run_dir: Path, env_name: str, episodes: int) -> Path | None:
     """plots/coverage.png from progress.csv, beside the coverage of `episodes` uniformly
     random episodes of `env_name` (None before the first evaluation)."""
-    rows = [r for r in read_progress(run_dir) if r.get("coverage")]
-    if not rows:
+    coverage = logged(run_dir, "coverage")
+    if not coverage:
         return None
-    steps = np.array([float(r["env_steps"]) for r in rows])
-    cov = np.array([float(r["coverage"]) for r in rows])
-    curve = Curve("coverage", steps, cov)
-    floor = Curve("random policy", np.zeros(1), np.asarray(random_coverage(env_name, episodes)))
+    curve = Curve("coverage", np.array(list(coverage)), np.array(list(coverage.values())))
+    floor = Curve(FLOOR, np.zeros(1), np.asarray(random_coverage(env_name, episodes)))
     path = Path(run_dir) / "plots" / "coverage.png"
     return line_plot(path, [curve], "env steps", "coverage (1x1 bins)", reference=floor)
 
@@ -188,3 +189,51 @@ def write_diagnostics(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return csv_path, png
+
+
+def common_steps(per_run: Sequence[Mapping[int, float]]) -> dict[int, list[float]]:
+    """env step -> each run's value, at the steps every run of a group (its seeds) reached."""
+    steps = sorted(set.intersection(*(set(run) for run in per_run))) if per_run else []
+    return {step: [run[step] for run in per_run] for step in steps}
+
+
+def write_comparison(
+    out: Path,
+    stem: str,
+    groups: Mapping[str, Mapping[int, Sequence[float]]],
+    floor: Sequence[float],
+    metric: str,
+    ylabel: str,
+    title: str,
+    xlabel: str = "env steps",
+) -> tuple[Path, Path]:
+    """OUT/STEM.csv (per group and env step: mean, std, min and max of `metric` over the
+    group's runs, and their number; the random policy's `floor`, one figure per seed, as the
+    group FLOOR at the first and last step) and OUT/STEM.png (each group's mean with a min..max
+    band, the floor dashed): what every comparison command writes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"{stem}.csv"
+    last = max((max(steps) for steps in groups.values() if steps), default=0)
+    rows = [(name, s, v) for name, steps in groups.items() for s, v in steps.items()]
+    rows += [(FLOOR, s, floor) for s in (0, last)]
+    stats = ("mean", "std", "min", "max")
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["algo", "env_steps", *(f"{metric}_{s}" for s in stats), "seeds"])
+        for name, step, values in rows:
+            v = np.asarray(values, float)
+            figures = (v.mean(), v.std(), v.min(), v.max())
+            writer.writerow([name, step, *(f"{x:.6g}" for x in figures), len(v)])
+    curves = []
+    for name, steps in groups.items():
+        if not steps:
+            continue  # no evaluation that all of the group's runs reached
+        x = np.array(sorted(steps))
+        v = np.array([steps[s] for s in x], float).reshape(len(x), -1)
+        label = f"{name} ({v.shape[1]} run{'s' * (v.shape[1] > 1)})"
+        curves.append(Curve(label, x, v.mean(1), (v.min(1), v.max(1))))
+    r = np.asarray(floor, float)
+    reference = Curve(FLOOR, np.zeros(1), r.mean(), (r.min(), r.max()))
+    title = f"{title}: mean over runs, band = min..max"
+    return csv_path, line_plot(out / f"{stem}.png", curves, xlabel, ylabel, title, reference)

@@ -173,6 +173,12 @@ def read_progress(run_dir: Path) -> list[dict[str, str]]:
     return progress_rows(path)
 
 
+def logged(run_dir: Path, column: str, step: str = "env_steps") -> dict[int, float]:
+    """`step` -> `column` over the rows of a run's progress.csv that hold the column (an
+    evaluation's metric is logged only at evaluations)."""
+    return {int(r[step]): float(r[column]) for r in read_progress(run_dir) if r.get(column)}
+
+
 def progress_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a progress.csv. A cut-off last line (a crash while writing it) is left
     out; any other line that is not a row is an error naming the line."""

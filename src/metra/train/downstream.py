@@ -7,7 +7,6 @@ see the same task observation and reward and are compared at equal low-level env
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ import numpy as np
 from metra.agents.sac import SACAgent, SACConfig
 from metra.envs.base import EnvSpec, StepResult
 from metra.envs.downstream import TASKS, TaskEnv, make_task
-from metra.eval.plots import Curve, line_plot
+from metra.eval.plots import common_steps, write_comparison
 from metra.eval.skills import EVAL_SEED, random_rollout
 from metra.presets import require_counts
 from metra.rollout import agent_policy, random_policy, rollout
 from metra.run.checkpoint import Counters, has_checkpoint, load_checkpoint, save_checkpoint
 from metra.run.folder import RunDir
-from metra.run.logs import RunLogger, read_progress
+from metra.run.logs import RunLogger, logged
 from metra.run.loop import Cadence, epoch_seed, run_epochs
 from metra.train.online import read_config, skill_replay, store
 from metra.train.runs import load
@@ -203,46 +202,10 @@ class DownstreamTrainer:
         return self.run_dir
 
 
-def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    rows = [r for r in read_progress(run_dir) if r.get("eval_return")]
-    return (
-        np.array([int(r["env_steps"]) for r in rows]),
-        np.array([float(r["eval_return"]) for r in rows]),
-    )
-
-
 def random_return(task: str, episodes: int) -> float:
     """Mean return of uniformly random actions on the evaluation episodes: the floor."""
     with closing(make_task(task, episodes, EVAL_SEED)) as env:
         return float(random_rollout(env, EVAL_SEED).rewards.sum(0).mean())
-
-
-def write_downstream_summary(
-    out: Path, task: str, runs: dict[str, Path], floor: float
-) -> tuple[Path, Path]:
-    """downstream.csv (eval return of each agent against env steps, and the random policy's
-    return `floor`) and downstream.png."""
-    csv_path = out / "downstream.csv"
-    curves = []
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["agent", "env_steps", "eval_return"])
-        for name, run_dir in runs.items():
-            steps, returns = eval_curve(run_dir)
-            writer.writerows((name, s, f"{r:.4f}") for s, r in zip(steps, returns, strict=True))
-            curves.append(Curve(name, steps, returns))
-        last = max((int(c.x.max()) for c in curves if len(c.x)), default=0)
-        writer.writerows(("random policy", s, f"{floor:.4f}") for s in (0, last))
-    title = f"{task}: {TASKS.load(task).info.description}"
-    png = line_plot(
-        out / "downstream.png",
-        curves,
-        "low-level env steps",
-        "eval return (deterministic)",
-        title,
-        Curve("random policy", np.zeros(1), np.asarray(floor)),
-    )
-    return csv_path, png
 
 
 def run_downstream(
@@ -275,4 +238,9 @@ def run_downstream(
         with run.claim(resumable=True):
             runs[name] = DownstreamTrainer(config, run.path, agent).run(progress)
     floor = random_return(task, DownstreamConfig.default(task, False, **changes).eval_episodes)
-    return write_downstream_summary(out, task, runs, floor)
+    curves = {name: common_steps([logged(run, "eval_return")]) for name, run in runs.items()}
+    title = f"{task}: {TASKS.load(task).info.description}"
+    ylabel = "eval return (deterministic)"
+    return write_comparison(
+        out, "downstream", curves, [floor], "eval_return", ylabel, title, "low-level env steps"
+    )

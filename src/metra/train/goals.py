@@ -40,7 +40,7 @@ from metra.run.checkpoint import (
 )
 from metra.run.config import SectionedConfig
 from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
-from metra.run.logs import RunLogger, import_wandb, read_progress
+from metra.run.logs import RunLogger, import_wandb, logged
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
@@ -338,9 +338,8 @@ class GoalTrainer:
 
 def plot_success(run_dir: Path, step_name: str) -> Path:
     """success.png: evaluation success rate against training steps."""
-    rows = [r for r in read_progress(run_dir) if r.get("success")]
-    x = np.array([int(r[step_name]) for r in rows])
-    y = np.array([float(r["success"]) for r in rows])
+    success = logged(run_dir, "success", step_name)
+    x, y = np.array(list(success)), np.array(list(success.values()))
     label = "gradient steps" if step_name == "grad_steps" else "env steps"
     return line_plot(
         run_dir / "success.png", [Curve("QRL", x, y)], label, "success rate", run_dir.name

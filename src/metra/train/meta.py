@@ -32,7 +32,7 @@ from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
 from metra.envs.meta import MetaEnvBatch, MetaTasks, make_meta_tasks
 from metra.eval.meta import EVAL_SEED, meta_test, repeated
-from metra.eval.plots import Curve, line_plot
+from metra.eval.plots import FLOOR, Curve, common_steps, line_plot, write_comparison
 from metra.presets import (
     apply_overrides,
     check_logger,
@@ -50,7 +50,7 @@ from metra.run.checkpoint import (
 )
 from metra.run.config import SectionedConfig
 from metra.run.folder import RunDir, resumed_total, write_json
-from metra.run.logs import RunLogger, import_wandb, read_progress
+from metra.run.logs import RunLogger, import_wandb, logged, read_progress
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
 COLLECT_RULES = ("transitions", "trajectories")
@@ -407,7 +407,7 @@ def write_curves(run_dir: Path) -> list[Path]:
             Curve("after posterior", x, np.array([r[f"test_{metric}"] for r in rows])),
             Curve("exploring (prior z)", x, np.array([r[f"test_{metric}_explore"] for r in rows])),
         ]
-        reference = Curve("random actions", x, np.array(random[f"random_{metric}"]))
+        reference = Curve(FLOOR, x, np.array(random[f"random_{metric}"]))
         paths.append(
             line_plot(
                 run_dir / f"meta_test_{metric}.png",
@@ -452,48 +452,25 @@ def train_meta(
 
 
 def compare_runs(run_dirs: Sequence[Path], out: Path, metric: str = "test_return") -> list[Path]:
-    """Meta-test `metric` of several runs, seeds of one algorithm averaged: compare.csv (mean,
-    min, max and seeds per algorithm and evaluation) and compare.png (mean with a min..max
-    band, and the random policy's figure). Evaluations are matched across seeds by their
-    multiple of `eval_every` (runs whose episodes end early cross it at different steps)."""
-    groups: dict[tuple[str, str], list[tuple[Path, int]]] = {}  # (run, its eval_every)
+    """Meta-test `metric` of several runs of one task, seeds of one algorithm averaged:
+    compare.csv and compare.png (eval/plots.write_comparison). Evaluations are matched across
+    seeds by their multiple of `eval_every` (runs whose episodes end early cross it at
+    different steps)."""
+    groups: dict[str, list[dict[int, float]]] = {}
+    tasks, floor = set(), []
     for run in map(Path, run_dirs):
         cfg = RunDir(run).read_config()["train"]
-        groups.setdefault((cfg["task"], cfg["algo"]), []).append((run, cfg["eval_every"]))
-    if len({task for task, _ in groups}) != 1:
-        raise ValueError(f"compare runs of one task; got {sorted({t for t, _ in groups})}")
-    curves, lines, random = [], ["task,algo,env_steps,mean,min,max,seeds"], []
-    for (task, algo), runs in sorted(groups.items()):
-        by_step: dict[int, list[float]] = {}
-        for run, every in runs:
-            for row in meta_test_rows(run):
-                if metric in row:
-                    by_step.setdefault(round(row["env_steps"] / every) * every, []).append(
-                        row[metric]
-                    )
-            random.append(
-                json.loads((run / "random.json").read_text())[metric.replace("test", "random")]
-            )
-        steps = sorted(s for s, v in by_step.items() if len(v) == len(runs))
-        if not steps:
-            continue
-        stats = np.array([[np.mean(by_step[s]), min(by_step[s]), max(by_step[s])] for s in steps])
-        lines += [
-            f"{task},{algo},{s},{m:g},{lo:g},{hi:g},{len(runs)}"
-            for s, (m, lo, hi) in zip(steps, stats, strict=True)
-        ]
-        label = f"{algo} ({len(runs)} seed{'s' * (len(runs) > 1)})"
-        curves.append(Curve(label, np.array(steps), stats[:, 0], (stats[:, 1], stats[:, 2])))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "compare.csv"
-    csv_path.write_text("\n".join(lines) + "\n")
-    reference = Curve("random actions", np.zeros(1), np.array(np.mean(random)))
-    task = next(iter(groups))[0]
-    png = line_plot(
-        out / "compare.png", curves, "env steps", f"meta-test {metric}", task, reference
-    )
-    return [csv_path, png]
+        tasks.add(cfg["task"])
+        every = cfg["eval_every"]
+        evals = {round(s / every) * every: v for s, v in logged(run, metric).items()}
+        groups.setdefault(cfg["algo"], []).append(evals)
+        random = json.loads((run / "random.json").read_text())
+        floor.append(random[metric.replace("test", "random")])
+    if len(tasks) != 1:
+        raise ValueError(f"compare runs of one task; got {sorted(tasks)}")
+    curves = {algo: common_steps(runs) for algo, runs in sorted(groups.items())}
+    ylabel = f"meta-test {metric}"
+    return list(write_comparison(Path(out), "compare", curves, floor, metric, ylabel, tasks.pop()))
 
 
 def evaluate_run(run_dir: Path, rollouts: int | None = None) -> dict[str, float]:

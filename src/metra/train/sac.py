@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metra.agents.sac import SACAgent, SACConfig
-from metra.envs.gym_tasks import SAC_ENVS, make_task_env
+from metra.envs.gym_tasks import EVAL_SEED, SAC_ENVS, episode_return, make_task_env
 from metra.presets import (
     apply_overrides,
     check_logger,
@@ -45,7 +45,6 @@ from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
 from metra.run.logs import SAC_METRICS, RunLogger, import_wandb
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
-EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
 REPLAY_FIELDS = ("obs", "action", "reward", "next_obs", "mask")
 
 
@@ -159,34 +158,20 @@ def learn_step(
     return agent, totals, action
 
 
-def _returns(env: Any, act: Any, episodes: int) -> float:
-    """Mean return of `act(obs) -> action` over `episodes` episodes on the evaluation seeds."""
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + i)
-        done, ret = False, 0.0
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            ret += float(reward)
-            done = terminated or truncated
-        returns.append(ret)
-    return float(np.mean(returns))
-
-
 def mean_return(env: Any, agent: SACAgent, episodes: int) -> float:
     """The agent's deterministic return on the evaluation seeds."""
 
     def act(obs: np.ndarray) -> np.ndarray:
         return np.asarray(agent.act(obs[None].astype(np.float32), deterministic=True)[0])
 
-    return _returns(env, act, episodes)
+    return episode_return(env, act, episodes)
 
 
 def random_return(env: Any, episodes: int) -> float:
     """Uniformly random actions' return on the evaluation seeds: the floor."""
     rng = np.random.default_rng(EVAL_SEED)
     act_dim = env.action_space.shape[0]
-    return _returns(env, lambda obs: rng.uniform(-1.0, 1.0, act_dim), episodes)
+    return episode_return(env, lambda obs: rng.uniform(-1.0, 1.0, act_dim), episodes)
 
 
 def is_sac_run(run_dir: Path) -> bool:
