@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from metra.agents import SKILL_AGENTS
+from metra.envs import env_spec
 from metra.errors import RunFolderError
 from metra.run.config import SectionedConfig, build_config
 
@@ -172,22 +173,25 @@ PRESETS["half_cheetah_fast"] = (
     {**PRESETS["half_cheetah"][1], "total_steps": 2_000_000},
     {**PRESETS["half_cheetah"][2], "hidden": (256, 256)},
 )
-# The MJX backend (a GPU's preset): 256 envs per epoch and the official ratio of one gradient
-# step per 32 env steps (50 per 8 x 200), so one epoch is 51,200 env steps and 1,600 updates;
-# for N envs keep grad_steps = N x 200 / 32 (docs/throughput.md).
-PRESETS["half_cheetah_mjx"] = (
-    "half_cheetah on MJX: 256 envs and 1,600 updates per epoch in one jitted call (GPU)",
-    {
-        **PRESETS["half_cheetah"][1],
-        "backend": "mjx",
-        "num_envs": 256,
-        "grad_steps": 1600,
-        "eval_every": 204_800,
-        "checkpoint_every": 204_800,
-        "log_every": 51_200,
-    },
-    PRESETS["half_cheetah"][2],
-)
+
+
+def _on_mjx(name: str, num_envs: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Preset `name` on the MJX backend (a GPU's preset) with `num_envs` envs per epoch and
+    the official ratio of one gradient step per 32 env steps (50 per 8 x 200), so an epoch is
+    num_envs x 200 env steps and num_envs x 200 / 32 updates in one jitted call; it logs every
+    epoch and evaluates and checkpoints every 4 epochs (docs/throughput.md)."""
+    _, train, agent = PRESETS[name]
+    epoch = num_envs * env_spec(train["env"]).episode_len
+    schedule = dict(eval_every=4 * epoch, checkpoint_every=4 * epoch, log_every=epoch)
+    return (
+        f"{name} on MJX: {num_envs} envs and {epoch // 32:,} updates per epoch in one jitted call",
+        {**train, "backend": "mjx", "num_envs": num_envs, "grad_steps": epoch // 32, **schedule},
+        agent,
+    )
+
+
+PRESETS["half_cheetah_mjx"] = _on_mjx("half_cheetah", 256)
+PRESETS["ant_mjx"] = _on_mjx("ant", 2048)
 # The one-way room: the point preset with a current, and 4-D skills so that the quasimetric
 # METRA (`--algo qmetra`) has 2 Euclidean and 2 asymmetric latent dims.
 PRESETS["point_current"] = (

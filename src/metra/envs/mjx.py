@@ -1,4 +1,4 @@
-"""`half_cheetah` (and, once it agrees, `ant`) on MuJoCo MJX: the same model as pure JAX.
+"""`half_cheetah` and `ant` on MuJoCo MJX: the same models as pure JAX.
 
 The MuJoCo envs (`metra.envs.locomotion`) step Gymnasium's C simulator one env at a time in
 Python; here reset and step are JAX functions of a batch of states, so a batch of thousands
@@ -6,11 +6,17 @@ of envs steps in one compiled call (on a GPU, the point of MJX) and can sit insi
 jitted function with the policy. Everything that defines the task is read from the Gymnasium
 env the MuJoCo path builds: the XML and its options, the initial state, the frame skip (5),
 the reset noise (qpos + U(-0.1, 0.1), qvel + 0.1 N(0, 1)), the observation (qpos then qvel,
-torso position kept) and the coverage coordinates; actions are clipped to [-1, 1] and
-written to the controls, as there.
+torso position kept), the v5 reward's weights and the coverage coordinates; actions are
+clipped to [-1, 1] and written to the controls, as there.
 
-MJX computes in float32 (MuJoCo in float64), so trajectories agree closely at first and then
-drift apart as chaotic dynamics amplify rounding: tests/test_mjx.py states the tolerance.
+Two differences remain, both measured in tests/test_mjx.py. MJX computes in float32 (MuJoCo
+in float64), so trajectories agree closely at first and then drift apart as chaotic dynamics
+amplify rounding. And MJX orients a contact's tangent frame from its normal alone, where
+MuJoCo's capsule-plane contact aligns it with the capsule: with the pyramidal friction cone
+of Gymnasium's Ant (whose four edges sit in that frame) the friction forces differ from the
+first foot contact on, while with an elliptic cone, which is the same in every tangent
+direction, the two agree to the solver's tolerance. The Ant on MJX is thus a faithful Ant
+whose friction pyramid is rotated about each contact normal, not MuJoCo's trajectory.
 Needs the `mujoco-mjx` wheel of the pinned mujoco (`pip install "metra[mjx]"`).
 """
 
@@ -31,11 +37,7 @@ from metra.envs import env_spec
 from metra.envs.base import EnvSpec
 from metra.envs.locomotion import GymLocomotion
 
-MJX_ENVS = ("half_cheetah",)
-# Ant on MJX leaves the MuJoCo trajectory when its feet make contact (measured 2026-12-02:
-# the same state and actions agree to 5e-6 for 3 env steps, then differ by 0.25 at the 4th),
-# so it is not offered until that is understood.
-NOT_YET = {"ant": "its contacts diverge from MuJoCo's after 3 env steps (docs/throughput.md)"}
+MJX_ENVS = ("half_cheetah", "ant")
 
 
 def import_mjx() -> Any:
@@ -49,6 +51,38 @@ def import_mjx() -> Any:
             'pip install "metra[mjx]"'
         ) from None
     return mjx
+
+
+@dataclass(frozen=True)
+class TaskReward:
+    """Gymnasium v5's locomotion reward with the weights its env holds: forward velocity of
+    the torso minus a control cost, and for the Ant a survival bonus while the torso's height
+    is in range and a cost on the clipped external contact forces."""
+
+    forward_weight: float
+    ctrl_weight: float
+    body: int | None = None  # Ant: the torso, whose x in xpos moves; None: qpos[0] (HalfCheetah)
+    healthy_reward: float = 0.0
+    healthy_z: tuple[float, float] = (-np.inf, np.inf)
+    contact_weight: float = 0.0
+    contact_range: tuple[float, float] = (-1.0, 1.0)
+
+    @classmethod
+    def of(cls, gym_env: Any) -> TaskReward:
+        """The weights of a Gymnasium HalfCheetah-v5 or Ant-v5 env."""
+        weights = dict(
+            forward_weight=float(gym_env._forward_reward_weight),
+            ctrl_weight=float(gym_env._ctrl_cost_weight),
+        )
+        if hasattr(gym_env, "_healthy_reward"):
+            weights.update(
+                body=int(gym_env.data.body(gym_env._main_body).id),
+                healthy_reward=float(gym_env._healthy_reward),
+                healthy_z=tuple(map(float, gym_env._healthy_z_range)),
+                contact_weight=float(gym_env._contact_cost_weight),
+                contact_range=tuple(map(float, gym_env._contact_force_range)),
+            )
+        return cls(**weights)
 
 
 class MJXState(struct.PyTreeNode):
@@ -70,8 +104,7 @@ class MJXEnv:
     init_qvel: jax.Array
     frame_skip: int
     reset_noise: float
-    forward_reward_weight: float
-    ctrl_cost_weight: float
+    reward: TaskReward
 
     def _observe(self, data: Any) -> jax.Array:
         return jnp.concatenate([data.qpos, data.qvel], -1).astype(jnp.float32)
@@ -112,41 +145,58 @@ class MJXEnv:
             return jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(self.model, d), data)
 
         data = jax.vmap(one)(state.data, actions)
-        reward = self._reward(state.data.qpos[:, 0], data.qpos[:, 0], actions)
+        if self.reward.contact_weight:  # Gymnasium computes cfrc_ext after the step, as here
+            data = jax.vmap(lambda d: mjx.rne_postconstraint(self.model, d))(data)
+        reward = self._reward(state, data, actions)
         return MJXState(data=data, obs=self._observe(data), reward=reward)
 
-    def _reward(self, x_before: jax.Array, x_after: jax.Array, actions: jax.Array) -> jax.Array:
-        """HalfCheetah-v5's reward: forward velocity of the torso minus a control cost."""
+    def _reward(self, before: MJXState, data: Any, actions: jax.Array) -> jax.Array:
+        """The v5 reward of the step from `before` to `data`. The Ant's forward velocity is its
+        torso's x in xpos, the kinematics of the last physics step's start, here as in MuJoCo."""
+        r = self.reward
         dt = self.model.opt.timestep * self.frame_skip
-        velocity = (x_after - x_before) / dt
-        cost = self.ctrl_cost_weight * jnp.sum(jnp.square(actions), -1)
-        return (self.forward_reward_weight * velocity - cost).astype(jnp.float32)
+        if r.body is None:
+            x = (before.data.qpos[:, 0], data.qpos[:, 0])
+        else:
+            x = (before.data.xpos[:, r.body, 0], data.xpos[:, r.body, 0])
+        reward = r.forward_weight * (x[1] - x[0]) / dt - r.ctrl_weight * jnp.sum(actions**2, -1)
+        if r.healthy_reward:
+            z = data.qpos[:, 2]
+            finite = jnp.isfinite(jnp.concatenate([data.qpos, data.qvel], -1)).all(-1)
+            healthy = finite & (z >= r.healthy_z[0]) & (z <= r.healthy_z[1])
+            reward += r.healthy_reward * healthy
+        if r.contact_weight:
+            forces = jnp.clip(data.cfrc_ext, *r.contact_range)
+            reward -= r.contact_weight * jnp.sum(forces**2, (-2, -1))
+        return reward.astype(jnp.float32)
 
     def coords(self, state: MJXState) -> jax.Array:
         """The coverage coordinates [n, k] (Ant x-y, HalfCheetah x), as the MuJoCo env's."""
         return state.obs[:, list(self.spec.coord_index)]
 
 
+def mjx_twin(spec: EnvSpec, gym_env: Any) -> MJXEnv:
+    """The MJX twin of one Gymnasium MuJoCo env, its model as that env holds it now."""
+    return MJXEnv(
+        spec=spec,
+        model=import_mjx().put_model(gym_env.model),
+        init_qpos=jnp.asarray(np.asarray(gym_env.init_qpos), jnp.float32),
+        init_qvel=jnp.asarray(np.asarray(gym_env.init_qvel), jnp.float32),
+        frame_skip=int(gym_env.frame_skip),
+        reset_noise=float(gym_env._reset_noise_scale),
+        reward=TaskReward.of(gym_env),
+    )
+
+
 @cache
 def make_mjx_env(name: str) -> MJXEnv:
     """The MJX twin of MuJoCo env `name` (one of MJX_ENVS), one per process so that every
     run of it shares the compiled epoch."""
-    if name in NOT_YET:
-        raise ValueError(f"no MJX backend for {name!r} yet: {NOT_YET[name]}")
     if name not in MJX_ENVS:
         raise ValueError(f"no MJX backend for {name!r}; it has {', '.join(MJX_ENVS)}")
-    mjx = import_mjx()
+    import_mjx()
     gym_env = GymLocomotion(env_spec(name), num_envs=1)._envs[0]
     try:
-        return MJXEnv(
-            spec=env_spec(name),
-            model=mjx.put_model(gym_env.model),
-            init_qpos=jnp.asarray(np.asarray(gym_env.init_qpos), jnp.float32),
-            init_qvel=jnp.asarray(np.asarray(gym_env.init_qvel), jnp.float32),
-            frame_skip=int(gym_env.frame_skip),
-            reset_noise=float(gym_env._reset_noise_scale),
-            forward_reward_weight=float(gym_env._forward_reward_weight),
-            ctrl_cost_weight=float(gym_env._ctrl_cost_weight),
-        )
+        return mjx_twin(env_spec(name), gym_env)
     finally:
         gym_env.close()
