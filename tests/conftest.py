@@ -4,13 +4,22 @@ after each test module."""
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import jax
 import pytest
 
 from metra.api import resolve_config
 from metra.presets import RunConfig
+
+# Compiled programs persist on disk (METRA_JAX_CACHE, default .pytest_cache/jax; empty: off), so
+# that the modules after a clear below, and every later run, load them instead of compiling.
+_CACHE = os.environ.get("METRA_JAX_CACHE", str(Path(__file__).parents[1] / ".pytest_cache/jax"))
+if _CACHE:
+    jax.config.update("jax_compilation_cache_dir", _CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 @pytest.fixture(autouse=True, scope="module")
