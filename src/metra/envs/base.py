@@ -11,6 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
+# Evaluation episodes (SAC's, QRL's goals and starts, meta-test tasks) are seeded from here on,
+# far above any training seed. The skill evaluation keeps its own (metra.eval.skills) so that
+# its published figures reproduce.
+EVAL_SEED = 10_000
+
 
 @dataclass(frozen=True)
 class EnvSpec:

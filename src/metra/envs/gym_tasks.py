@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-EVAL_SEED = 10_000  # evaluation episodes are seeded from here on
+from metra.envs.base import EVAL_SEED
 
 # our name -> Gymnasium id
 SAC_ENVS = {

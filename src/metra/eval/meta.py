@@ -15,11 +15,10 @@ import jax
 import numpy as np
 
 from metra.agents.pearl import PearlAgent, sample_gaussian
+from metra.envs.base import EVAL_SEED
 from metra.envs.meta import MetaTasks, Task
 from metra.replay import context_features
 from metra.rollout import Trajectories, agent_policy, rollout
-
-EVAL_SEED = 10_000  # meta-test episodes are seeded from here on
 
 
 def repeated(tasks: Sequence[Task], rollouts: int) -> list[Task]:

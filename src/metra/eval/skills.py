@@ -19,7 +19,7 @@ from metra.rollout import (
     rollout,
 )
 
-EVAL_SEED = 12345  # evaluation episodes never share seeds with training ones
+EVAL_SEED = 12345  # skill evaluations never share seeds with training ones (figures use it)
 
 
 def evaluation_count(discrete: bool, latent_dim: int, n: int) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 from metra.agents.qrl import QRLAgent, QRLConfig
 from metra.data import load_dataset
+from metra.envs.base import EVAL_SEED
 from metra.envs.goals import GoalEnvBatch, GoalEnvSpec, goal_env_spec, make_goal_envs
 from metra.eval.plots import Curve, line_plot
 from metra.presets import (
@@ -42,8 +43,6 @@ from metra.run.config import SectionedConfig
 from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
 from metra.run.logs import RunLogger, import_wandb, logged
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
-
-EVAL_SEED = 10_000  # evaluation episodes draw their goals and starts from here on
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ import numpy as np
 
 from metra.agents import META_AGENTS
 from metra.agents.pearl import PearlAgent, PearlConfig, sample_gaussian
+from metra.envs.base import EVAL_SEED
 from metra.envs.meta import MetaEnvBatch, MetaTasks, make_meta_tasks
-from metra.eval.meta import EVAL_SEED, meta_test, repeated
+from metra.eval.meta import meta_test, repeated
 from metra.eval.plots import FLOOR, Curve, common_steps, line_plot, write_comparison
 from metra.presets import (
     apply_overrides,

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from metra.agents.sac import SACAgent, SACConfig
-from metra.envs.gym_tasks import EVAL_SEED, SAC_ENVS, episode_return, make_task_env
+from metra.envs.base import EVAL_SEED
+from metra.envs.gym_tasks import SAC_ENVS, episode_return, make_task_env
 from metra.presets import (
     apply_overrides,
     check_logger,
