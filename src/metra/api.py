@@ -11,8 +11,8 @@ from metra.presets import (
     preset_config,
     resume_overrides,
 )
-from metra.run.checkpoint import saved_env_steps
-from metra.run.folder import RunDir, resumed_total
+from metra.run.checkpoint import resume_to
+from metra.run.folder import RunDir
 from metra.train.device import DeviceSkillTrainer
 from metra.train.online import SkillTrainer, read_config
 
@@ -69,15 +69,9 @@ def train(
         run = RunDir(resume)
         run.check_resume()
         with run.hold():
-            config = resume_overrides(read_config(run.path), list(overrides))
-            total = resumed_total(
-                run,
-                saved_env_steps(run.path),
-                config.train.total_steps,
-                steps,
-                f"metra train --resume {run}",
+            config = resume_to(
+                run, resume_overrides(read_config(run.path), list(overrides)), steps, "train"
             )
-            config = config.with_train(total_steps=total)
             return skill_trainer(config, run.path, resume=True, progress=progress).run()
     config = resolve_config(preset, steps, seed, overrides, algo)
     run = RunDir(

@@ -17,9 +17,10 @@ from typing import Any
 import flax.serialization
 import numpy as np
 
-from metra.errors import DamagedFileError
+from metra.errors import DamagedFileError, RunFolderError
 from metra.replay import ReplayBuffer, TaskReplay
-from metra.run.folder import CHECKPOINTS, dumps
+from metra.run.config import C
+from metra.run.folder import CHECKPOINTS, RunDir, dumps
 
 REPAIR = "restore the run folder from a copy, or start a new run with another --out"
 
@@ -209,3 +210,24 @@ def load_arrays(run_dir: Path) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except Exception as err:  # zipfile and numpy errors on a damaged file
         raise DamagedFileError(f"{path} is unreadable ({type(err).__name__}): {REPAIR}") from None
+
+
+def resume_to(
+    run: RunDir, config: C, steps: int | None, command: str, counter: str = "env_steps"
+) -> C:
+    """The one resume rule of every training command: a resumed run's `config` (its own, with
+    the overrides `presets.resume_overrides` allows) trains on to `steps` (default: its own
+    total), which must lie above the `counter` its last checkpoint holds (what `total_steps`
+    counts: env steps, or an offline run's updates). `command` is the one the hint names."""
+    saved = int(read_state(run.path)["counters"][counter]) if has_checkpoint(run.path) else 0
+    if steps is not None and steps < saved:
+        raise RunFolderError(
+            f"--steps {steps} is below the {saved} steps {run} has trained: pick more than {saved}"
+        )
+    target = config.train.total_steps if steps is None else steps
+    if saved >= target:
+        raise RunFolderError(
+            f"{run} is finished ({saved} of {target} steps): to train on, metra {command} "
+            f"--resume {run} --steps N with N > {saved}"
+        )
+    return config.with_train(total_steps=target)

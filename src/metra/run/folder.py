@@ -246,20 +246,3 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-
-
-def resumed_total(run: RunDir, saved: int, total: int, requested: int | None, hint: str) -> int:
-    """The total a resumed run trains to: `requested` (or the run's own `total`), which must
-    lie above the checkpoint's `saved` steps. `hint` is the command that raises it."""
-    if requested is not None and requested < saved:
-        raise RunFolderError(
-            f"--steps {requested} is below the {saved} steps {run} has trained: "
-            f"pick more than {saved}"
-        )
-    target = total if requested is None else requested
-    if saved >= target:
-        raise RunFolderError(
-            f"{run} is finished ({saved} of {target} steps): to train on, {hint} --steps N "
-            f"with N > {saved}"
-        )
-    return target

@@ -36,11 +36,11 @@ from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_checkpoint,
-    read_state,
+    resume_to,
     save_checkpoint,
 )
 from metra.run.config import SectionedConfig
-from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
+from metra.run.folder import EVAL_FILE, RunDir, write_json
 from metra.run.logs import RunLogger, import_wandb, logged
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
@@ -361,18 +361,15 @@ def train_qrl(
     run = RunDir(out if out is not None else Path("runs") / f"qrl-{env}-{mode}-seed{seed}")
     with run.claim(resumable=True) as resuming:
         if resuming:
-            config = GoalRunConfig.from_dict(run.read_config())
-            config = resume_overrides(config, list(overrides))
-            counters = read_state(run.path)["counters"]
-            saved = counters["updates" if config.train.offline else "env_steps"]
-            hint = f"metra qrl --resume {run}"
-            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
+            saved = GoalRunConfig.from_dict(run.read_config())
+            counter = "updates" if saved.train.offline else "env_steps"
+            config = resume_to(run, resume_overrides(saved, list(overrides)), steps, "qrl", counter)
         else:
             config = GoalRunConfig.default(env, None if data is None else str(data))
             config = apply_overrides(config, list(overrides))
             config = config.with_train(seed=seed)
-        if steps is not None:
-            config = config.with_train(total_steps=steps)
+            if steps is not None:
+                config = config.with_train(total_steps=steps)
         dataset = None
         if config.train.data is not None:
             dataset = load_dataset(Path(config.train.data), goal_env_spec(config.train.env))

@@ -46,11 +46,11 @@ from metra.run.checkpoint import (
     Counters,
     has_checkpoint,
     load_checkpoint,
+    resume_to,
     save_checkpoint,
-    saved_env_steps,
 )
 from metra.run.config import SectionedConfig
-from metra.run.folder import RunDir, resumed_total, write_json
+from metra.run.folder import RunDir, write_json
 from metra.run.logs import RunLogger, import_wandb, logged, read_progress
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
@@ -437,18 +437,16 @@ def train_meta(
     run = RunDir(out if out is not None else Path("runs") / f"meta-{task}-{algo}-seed{seed}")
     with run.claim(resumable=True) as resuming:
         if resuming:
-            config = resume_overrides(MetaRunConfig.from_dict(run.read_config()), list(overrides))
-            saved = saved_env_steps(run.path)
-            hint = f"metra meta-train --resume {run}"
-            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
+            saved = MetaRunConfig.from_dict(run.read_config())
+            config = resume_to(run, resume_overrides(saved, list(overrides)), steps, "meta-train")
         else:
             keys = [o.split("=", 1)[0] for o in overrides]
             if any(k in ("algo", "train.algo", "task", "train.task") for k in keys):
                 raise ValueError("choose the algorithm and task with --algo and --task")
             config = apply_overrides(MetaRunConfig.default(task, algo), list(overrides))
             config = config.with_train(seed=seed)
-        if steps is not None:
-            config = config.with_train(total_steps=steps)
+            if steps is not None:
+                config = config.with_train(total_steps=steps)
         return MetaTrainer(config, run.path).run(progress)
 
 

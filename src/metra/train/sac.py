@@ -38,11 +38,11 @@ from metra.run.checkpoint import (
     has_checkpoint,
     load_arrays,
     load_checkpoint,
-    read_state,
+    resume_to,
     save_checkpoint,
 )
 from metra.run.config import SectionedConfig
-from metra.run.folder import EVAL_FILE, RunDir, resumed_total, write_json
+from metra.run.folder import EVAL_FILE, RunDir, write_json
 from metra.run.logs import SAC_METRICS, RunLogger, import_wandb
 from metra.run.loop import Cadence, epoch_seed, finite_metrics, run_epochs
 
@@ -332,13 +332,11 @@ def train_sac(
     run = RunDir(out if out is not None else Path("runs") / f"sac-{env}-seed{seed}")
     with run.claim(resumable=True) as resuming:
         if resuming:
-            config = resume_overrides(SACRunConfig.from_dict(run.read_config()), list(overrides))
-            saved = read_state(run.path)["counters"]["env_steps"]
-            hint = f"metra sac --resume {run}"
-            steps = resumed_total(run, saved, config.train.total_steps, steps, hint)
+            saved = SACRunConfig.from_dict(run.read_config())
+            config = resume_to(run, resume_overrides(saved, list(overrides)), steps, "sac")
         else:
             config = SACRunConfig(SACTrainConfig(env=env, seed=seed))
             config = apply_overrides(config, list(overrides))
-        if steps is not None:
-            config = config.with_train(total_steps=steps)
+            if steps is not None:
+                config = config.with_train(total_steps=steps)
         return SACTrainer(config, run.path, resuming).run(progress)
