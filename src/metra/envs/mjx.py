@@ -166,7 +166,8 @@ class MJXEnv:
             healthy = finite & (z >= r.healthy_z[0]) & (z <= r.healthy_z[1])
             reward += r.healthy_reward * healthy
         if r.contact_weight:
-            forces = jnp.clip(data.cfrc_ext, *r.contact_range)
+            # MJX 3.17 keeps cfrc_ext with its backend's data (`Data.cfrc_ext` is deprecated).
+            forces = jnp.clip(data._impl.cfrc_ext, *r.contact_range)
             reward -= r.contact_weight * jnp.sum(forces**2, (-2, -1))
         return reward.astype(jnp.float32)
 
