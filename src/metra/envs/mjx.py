@@ -189,6 +189,16 @@ def mjx_twin(spec: EnvSpec, gym_env: Any) -> MJXEnv:
     )
 
 
+def mirror(env: GymLocomotion) -> tuple[MJXEnv, MJXState]:
+    """The MJX twin of a batch of MuJoCo envs (their model as it is now, e.g. with another
+    friction cone) and the twin's state at theirs: the two simulators side by side."""
+    inner = env._envs
+    twin = mjx_twin(env.spec, inner[0])
+    qpos = np.stack([e.data.qpos for e in inner])
+    qvel = np.stack([e.data.qvel for e in inner])
+    return twin, twin.from_qpos_qvel(qpos, qvel)
+
+
 @cache
 def make_mjx_env(name: str) -> MJXEnv:
     """The MJX twin of MuJoCo env `name` (one of MJX_ENVS), one per process so that every
