@@ -24,7 +24,7 @@ import mujoco
 import numpy as np
 
 from metra.envs import make_env
-from metra.envs.mjx import mirror
+from metra.envs.mjx import ant_side_by_side, mirror
 
 ELLIPTIC = mujoco.mjtCone.mjCONE_ELLIPTIC
 
@@ -55,23 +55,10 @@ def gaps(name: str, cone: Any, steps: int) -> list[float]:
 
 def ant_distribution(n: int, steps: int) -> dict[str, dict[str, float]]:
     """Mean and standard error of the Ant's return, displacement and torso height."""
-    rng = np.random.default_rng(1)
-    env, twin, state = twins("ant", n)
-    start = np.asarray(state.obs)[:, :2]
-    returns, heights = np.zeros((2, n)), np.zeros((2, n))
+    env = make_env("ant", seed=3, num_envs=n)
+    env.reset()
     with closing(env):
-        for _ in range(steps):
-            actions = rng.uniform(-1, 1, (n, env.spec.act_dim)).astype(np.float32)
-            result = env.step(actions)
-            state = twin.step(state, jnp.asarray(actions))
-            returns += [result.reward, np.asarray(state.reward)]
-            heights += [result.obs[:, 2], np.asarray(state.obs)[:, 2]]
-    ends = [result.obs[:, :2], np.asarray(state.obs)[:, :2]]
-    figures = {
-        "return": returns,
-        "displacement": np.stack([np.linalg.norm(e - start, axis=1) for e in ends]),
-        "torso_height": heights / steps,
-    }
+        figures = ant_side_by_side(env, steps)  # type: ignore[arg-type]
     return {
         what: {
             f"{sim}_{stat}": round(float(f), 4)

@@ -18,7 +18,14 @@ pytest.importorskip("mujoco.mjx")
 
 from metra.api import resolve_config, train
 from metra.envs import make_env
-from metra.envs.mjx import MJX_ENVS, MJXEnv, MJXState, make_mjx_env, mirror
+from metra.envs.mjx import (
+    MJX_ENVS,
+    MJXEnv,
+    MJXState,
+    ant_side_by_side,
+    make_mjx_env,
+    mirror,
+)
 from metra.run.checkpoint import checkpoint_dir, read_state
 from tests.test_resume_exact import _same_end
 
@@ -76,23 +83,9 @@ def test_ant_under_its_own_cone_matches_mujoco_in_distribution() -> None:
     """32 Ants from the same states under the same random actions for 100 steps: the mean
     return, displacement and torso height of the two simulators agree within 4 standard errors
     of their difference (measured 2026-12-04 at 64 envs x 200 steps: within 1.5)."""
-    rng = np.random.default_rng(1)
     n = 32
-    with mirrored("ant", n) as (env, twin, state):
-        start = np.asarray(state.obs)[:, :2]
-        returns, heights = np.zeros((2, n)), np.zeros((2, n))
-        for _ in range(100):
-            actions = rng.uniform(-1, 1, (n, env.spec.act_dim)).astype(np.float32)
-            result = env.step(actions)
-            state = twin.step(state, jnp.asarray(actions))
-            returns += [result.reward, np.asarray(state.reward)]
-            heights += [result.obs[:, 2], np.asarray(state.obs)[:, 2]]
-        ends = [result.obs[:, :2], np.asarray(state.obs)[:, :2]]
-        figures = {
-            "return": returns,
-            "displacement": np.stack([np.linalg.norm(e - start, axis=1) for e in ends]),
-            "torso height": heights / 100,
-        }
+    with mirrored("ant", n) as (env, _, _):
+        figures = ant_side_by_side(env, 100)
     for what, (c, x) in figures.items():
         se = np.sqrt((c.var() + x.var()) / n)
         assert abs(c.mean() - x.mean()) < 4 * se, (what, c.mean(), x.mean(), se)
