@@ -55,17 +55,13 @@ def gaps(name: str, cone: Any, steps: int) -> list[float]:
 
 def ant_distribution(n: int, steps: int) -> dict[str, dict[str, float]]:
     """Mean and standard error of the Ant's return, displacement and torso height."""
-    env = make_env("ant", seed=3, num_envs=n)
-    env.reset()
-    with closing(env):
-        figures = ant_side_by_side(env, steps)  # type: ignore[arg-type]
     return {
         what: {
             f"{sim}_{stat}": round(float(f), 4)
             for sim, v in zip(("mujoco", "mjx"), values, strict=True)
             for stat, f in (("mean", v.mean()), ("se", v.std() / np.sqrt(n)))
         }
-        for what, values in figures.items()
+        for what, values in ant_side_by_side(n, steps).items()
     }
 
 

@@ -199,21 +199,25 @@ def mirror(env: GymLocomotion) -> tuple[MJXEnv, MJXState]:
     return twin, twin.from_qpos_qvel(qpos, qvel)
 
 
-def ant_side_by_side(env: GymLocomotion, steps: int, seed: int = 1) -> dict[str, np.ndarray]:
-    """A reset batch of MuJoCo Ants and their MJX twin (`mirror`) from the same states under
-    the same uniform actions for `steps` steps: per simulator (MuJoCo, MJX) and env, the
-    return, the x-y displacement and the mean torso height, each [2, n]."""
-    rng = np.random.default_rng(seed)
-    twin, state = mirror(env)
-    n = env.num_envs
-    start = np.asarray(state.obs)[:, :2]
-    returns, heights = np.zeros((2, n)), np.zeros((2, n))
-    for _ in range(steps):
-        actions = rng.uniform(-1, 1, (n, env.spec.act_dim)).astype(np.float32)
-        result = env.step(actions)
-        state = twin.step(state, jnp.asarray(actions))
-        returns += [result.reward, np.asarray(state.reward)]
-        heights += [result.obs[:, 2], np.asarray(state.obs)[:, 2]]
+def ant_side_by_side(n: int, steps: int) -> dict[str, np.ndarray]:
+    """`n` MuJoCo Ants (reset with seed 3) and their MJX twin (`mirror`) from the same states
+    under the same uniform actions (seed 1) for `steps` steps: per simulator (MuJoCo, MJX) and
+    env, the return, the x-y displacement and the mean torso height, each [2, n]."""
+    rng = np.random.default_rng(1)
+    env = GymLocomotion(env_spec("ant"), num_envs=n, seed=3)
+    try:
+        env.reset()
+        twin, state = mirror(env)
+        start = np.asarray(state.obs)[:, :2]
+        returns, heights = np.zeros((2, n)), np.zeros((2, n))
+        for _ in range(steps):
+            actions = rng.uniform(-1, 1, (n, env.spec.act_dim)).astype(np.float32)
+            result = env.step(actions)
+            state = twin.step(state, jnp.asarray(actions))
+            returns += [result.reward, np.asarray(state.reward)]
+            heights += [result.obs[:, 2], np.asarray(state.obs)[:, 2]]
+    finally:
+        env.close()
     ends = [result.obs[:, :2], np.asarray(state.obs)[:, :2]]
     return {
         "return": returns,
